@@ -1,0 +1,182 @@
+"""``computed``: a cached value derived from other reactive values."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from . import _engine
+from ._definition import Definition, Misplaced
+from ._engine import ComputedNode, Node
+from ._scope import Scope, _tree_lock, contains
+from ._subscribe import subscribe_node
+from .exceptions import ScopeError
+
+__all__ = ["Computed", "computed"]
+
+T = TypeVar("T")
+
+
+class _ComputedNode(ComputedNode):
+    __slots__ = ("definition",)
+
+    def __init__(self, definition: Computed[Any], scope: Scope) -> None:
+        super().__init__(definition._fn, definition.name, scope, definition._equals, scope.runner)
+        self.definition = definition
+
+
+def _check_owner(dep: Node, sub: Node) -> None:
+    """A computed may read values of its own scope or of its ancestors only."""
+    dep_scope, sub_scope = dep.owner, sub.owner
+    if not isinstance(dep_scope, Scope) or not isinstance(sub_scope, Scope):
+        return
+    if contains(dep_scope, sub_scope):
+        return
+    message = (
+        f"computed {sub.name!r} lives in {sub_scope!r} but read {dep.name!r} of {dep_scope!r}; "
+        f"declare it with scope={dep_scope.level!r}"
+    )
+    definition = getattr(sub, "definition", None)
+    if isinstance(definition, Computed) and definition._auto and dep_scope.depth > sub_scope.depth:
+        raise Misplaced(definition, dep_scope.depth, message)
+    raise ScopeError(message)
+
+
+_engine.set_owner_check(_check_owner)
+
+
+class Computed(Definition, Generic[T]):
+    """A cached derivation: recomputed only when something it read changed.
+
+    Without ``scope=``, a computed lives at the deepest level it reads: one
+    that reads a session's atom gets one value per session, learned on first
+    use. Its errors are cached and re-raised to readers until a dependency
+    changes.
+
+    Example:
+        >>> import statekit as sk
+        >>> price = sk.atom(10)
+        >>> qty = sk.atom(2)
+        >>> total = sk.computed(lambda: price.value * qty.value, name="total")
+        >>> total.value
+        20
+        >>> qty.value = 3
+        >>> total.value
+        30
+    """
+
+    __slots__ = ("_auto", "_equals", "_fn")
+
+    def __init__(
+        self,
+        fn: Callable[[], T],
+        *,
+        name: str | None = None,
+        scope: str | None = None,
+        equals: Callable[[T, T], bool] | None = None,
+    ) -> None:
+        label = name if name is not None else getattr(fn, "__name__", None)
+        if label == "<lambda>":
+            label = None
+        super().__init__(label, scope or "app", "computed")
+        self._fn = fn
+        self._equals = equals
+        self._auto = scope is None
+
+    def _make_node(self, scope: Scope) -> _ComputedNode:
+        return _ComputedNode(self, scope)
+
+    def _read(self, reader: Callable[[Any], Any]) -> T:
+        for _ in range(4):  # at most one move per level
+            node = self._node()
+            try:
+                return reader(node)  # type: ignore[no-any-return]
+            except Misplaced as exc:
+                if exc.definition is not self:
+                    raise
+                self._move(node, exc.depth)
+        return reader(self._node())  # type: ignore[no-any-return]
+
+    def _move(self, node: Node, depth: int) -> None:
+        """Relocate this computed's values to a deeper level and retire ``node``."""
+        with _tree_lock:
+            self._depth = max(self._depth, depth)
+        scope = node.owner
+        if isinstance(scope, Scope):
+            if scope._nodes.get(self) is node:
+                scope._drop(self)
+            self._forget(scope)
+        _engine.retire_node(node)
+
+    @property
+    def value(self) -> T:
+        """The up-to-date value (tracked inside computeds and effects)."""
+        return self._read(_engine.read_computed)
+
+    def get(self) -> T:
+        """The up-to-date value (tracked), like ``.value``."""
+        return self._read(_engine.read_computed)
+
+    def peek(self) -> T:
+        """The up-to-date value, without tracking it."""
+        return self._read(_engine.peek_computed)
+
+    def subscribe(self, callback: Callable[[T], Any]) -> Callable[[], None]:
+        """Call ``callback(value)`` after each change; return a function that stops it."""
+        self._read(_engine.peek_computed)  # settle the level before subscribing
+        return subscribe_node(self._node(), _engine.read_computed, callback)
+
+
+@overload
+def computed(
+    fn: Callable[[], T],
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    equals: Callable[[T, T], bool] | None = None,
+    initial: Any = None,
+) -> Computed[T]: ...
+
+
+@overload
+def computed(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    equals: Callable[[Any, Any], bool] | None = None,
+    initial: Any = None,
+) -> Callable[[Callable[[], Any]], Any]: ...
+
+
+def computed(
+    fn: Callable[[], Any] | None = None,
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    equals: Callable[[Any, Any], bool] | None = None,
+    initial: Any = None,
+) -> Any:
+    """Define a derived value; use as a function or as a decorator.
+
+    An ``async def`` gives an :class:`AsyncComputed` (``initial`` is its value
+    until the first run settles). Inside a ``State`` class, the decorator marks
+    a cached, dependency-tracked method.
+
+    Example:
+        >>> import statekit as sk
+        >>> count = sk.atom(2)
+        >>> @sk.computed
+        ... def label() -> str:
+        ...     return f"{count.value} items"
+        >>> label.value
+        '2 items'
+    """
+    if fn is None:
+        return lambda f: computed(f, name=name, scope=scope, equals=equals, initial=initial)
+    if inspect.iscoroutinefunction(fn):
+        from ._async_computed import AsyncComputed
+
+        return AsyncComputed(fn, name=name, scope=scope, equals=equals, initial=initial)
+    return Computed(fn, name=name, scope=scope, equals=equals)

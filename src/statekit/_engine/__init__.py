@@ -1,0 +1,58 @@
+"""The reactive graph: nodes, links, propagation, batching, the effect queue.
+
+Standard library only and no public names: the primitives (``_atom``,
+``_computed``, ``_effect``) are the only users of this package.
+"""
+
+from ._core import (
+    MAX_NESTING,
+    Batch,
+    active_node,
+    dispose_node,
+    dispose_watcher,
+    flush,
+    in_batch,
+    lock,
+    modify_signal,
+    peek_computed,
+    read_computed,
+    read_signal,
+    report,
+    retire_node,
+    set_error_hook,
+    set_owner_check,
+    start_watcher,
+    tls,
+    untracked_call,
+    write_signal,
+)
+from ._nodes import DISPOSED as DISPOSED_FLAG
+from ._nodes import ComputedNode, Node, SignalNode, WatcherNode
+
+__all__ = [
+    "DISPOSED_FLAG",
+    "MAX_NESTING",
+    "Batch",
+    "ComputedNode",
+    "Node",
+    "SignalNode",
+    "WatcherNode",
+    "active_node",
+    "dispose_node",
+    "dispose_watcher",
+    "flush",
+    "in_batch",
+    "lock",
+    "modify_signal",
+    "peek_computed",
+    "read_computed",
+    "read_signal",
+    "report",
+    "retire_node",
+    "set_error_hook",
+    "set_owner_check",
+    "tls",
+    "start_watcher",
+    "untracked_call",
+    "write_signal",
+]

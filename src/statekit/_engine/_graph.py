@@ -1,0 +1,149 @@
+"""Linking, unlinking and marking: the structural half of the engine.
+
+Everything here runs with the engine lock held and is iterative: a chain of
+any length is walked with an explicit stack, never with recursion.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ._nodes import DIRTY, PENDING, QUEUED, WATCHER, Link, Node
+
+
+def link(dep: Node, sub: Node) -> None:
+    """Record that ``sub`` read ``dep`` during its current run.
+
+    Links from the previous run are reused in order (``deps_tail`` is the
+    cursor), so re-running a node with the same dependencies allocates nothing.
+    """
+    prev_dep = sub.deps_tail
+    if prev_dep is not None and prev_dep.dep is dep:
+        return  # the same dependency read twice in a row
+    next_dep = sub.deps if prev_dep is None else prev_dep.next_dep
+    if next_dep is not None and next_dep.dep is dep:
+        sub.deps_tail = next_dep  # same dependency as last run, same position
+        return
+    prev_sub = dep.subs_tail
+    if prev_sub is not None and prev_sub.sub is sub and _tracked(prev_sub, sub):
+        return  # read earlier in this run, not in a row
+    new = Link(dep, sub, prev_dep, next_dep, prev_sub)
+    sub.deps_tail = new
+    dep.subs_tail = new
+    if next_dep is not None:
+        next_dep.prev_dep = new
+    if prev_dep is not None:
+        prev_dep.next_dep = new
+    else:
+        sub.deps = new
+    if prev_sub is not None:
+        prev_sub.next_sub = new
+    else:
+        dep.subs = new
+
+
+def _tracked(candidate: Link, sub: Node) -> bool:
+    """Whether ``candidate`` is among the links ``sub`` has tracked this run."""
+    tail = sub.deps_tail
+    if tail is None:
+        return False
+    walk = sub.deps
+    while walk is not None:
+        if walk is candidate:
+            return True
+        if walk is tail:
+            return False
+        walk = walk.next_dep
+    return False
+
+
+def unlink(lnk: Link, sub: Node) -> Link | None:
+    """Remove ``lnk`` from both lists; return the next dependency link."""
+    dep = lnk.dep
+    prev_dep = lnk.prev_dep
+    next_dep = lnk.next_dep
+    prev_sub = lnk.prev_sub
+    next_sub = lnk.next_sub
+    if next_dep is not None:
+        next_dep.prev_dep = prev_dep
+    else:
+        sub.deps_tail = prev_dep
+    if prev_dep is not None:
+        prev_dep.next_dep = next_dep
+    else:
+        sub.deps = next_dep
+    if next_sub is not None:
+        next_sub.prev_sub = prev_sub
+    else:
+        dep.subs_tail = prev_sub
+    if prev_sub is not None:
+        prev_sub.next_sub = next_sub
+    else:
+        dep.subs = next_sub
+    return next_dep
+
+
+def end_tracking(sub: Node) -> None:
+    """Drop the dependencies the last run of ``sub`` did not read again."""
+    tail = sub.deps_tail
+    stale = sub.deps if tail is None else tail.next_dep
+    while stale is not None:
+        stale = unlink(stale, sub)
+
+
+def detach(node: Node) -> None:
+    """Unlink ``node`` from all its dependencies and all its subscribers."""
+    lnk = node.deps
+    while lnk is not None:
+        lnk = unlink(lnk, node)
+    sub_link = node.subs
+    while sub_link is not None:
+        following = sub_link.next_sub
+        unlink(sub_link, sub_link.sub)
+        sub_link = following
+
+
+def propagate(lnk: Link, queue: deque[Node]) -> None:
+    """Mark everything downstream of a changed node.
+
+    Direct subscribers become DIRTY, transitive ones PENDING; watchers are
+    queued. A node already marked is not walked again (the "already notified"
+    guard that keeps diamonds and cellx linear).
+    """
+    stack: list[tuple[Link, int]] = []
+    mark = DIRTY
+    current: Link | None = lnk
+    while True:
+        assert current is not None
+        sub = current.sub
+        flags = sub.flags
+        if not flags & (DIRTY | PENDING):
+            sub.flags = flags | mark
+            if flags & WATCHER:
+                if not flags & QUEUED:
+                    sub.flags |= QUEUED
+                    queue.append(sub)
+            elif sub.subs is not None:
+                if current.next_sub is not None:
+                    stack.append((current.next_sub, mark))
+                current = sub.subs
+                mark = PENDING
+                continue
+        elif mark == DIRTY and not flags & DIRTY:
+            # Already reached through a longer path: upgrade, no second walk.
+            sub.flags = flags | DIRTY
+        current = current.next_sub
+        if current is None:
+            if not stack:
+                return
+            current, mark = stack.pop()
+
+
+def shallow_propagate(lnk: Link | None) -> None:
+    """A node's value did change: its PENDING subscribers are now DIRTY."""
+    while lnk is not None:
+        sub = lnk.sub
+        flags = sub.flags
+        if flags & (PENDING | DIRTY) == PENDING:
+            sub.flags = flags | DIRTY
+        lnk = lnk.next_sub

@@ -1,0 +1,139 @@
+"""Graph nodes and the links between them.
+
+A node is a signal (a settable value), a computed (a cached derivation) or a
+watcher (an effect or a listener). Dependencies and subscribers are doubly
+linked lists of :class:`Link` objects; each link sits in both lists at once,
+so unlinking is O(1) and a stable graph re-tracks without allocating (the
+alien-signals layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Node flags. Plain ints and bit tests keep the hot path free of enum overhead.
+COMPUTED = 1  # a derivation with a cached value
+WATCHER = 2  # an effect or listener: the end of a propagation
+DIRTY = 4  # a direct dependency changed: must re-run
+PENDING = 8  # a transitive dependency may have changed: check before re-running
+RUNNING = 16  # currently evaluating (cycle detection, effect re-entry)
+DISPOSED = 32  # removed from the graph for good
+HAS_ERROR = 64  # a computed's last run raised; ``value`` holds the exception
+QUEUED = 128  # a watcher sits in an effect queue
+
+Equals = Callable[[Any, Any], bool]
+
+
+class Link:
+    """An edge ``dep -> sub``, threaded through both nodes' lists."""
+
+    __slots__ = ("dep", "next_dep", "next_sub", "prev_dep", "prev_sub", "sub")
+
+    def __init__(
+        self,
+        dep: Node,
+        sub: Node,
+        prev_dep: Link | None,
+        next_dep: Link | None,
+        prev_sub: Link | None,
+    ) -> None:
+        self.dep = dep
+        self.sub = sub
+        self.prev_dep = prev_dep
+        self.next_dep = next_dep
+        self.prev_sub = prev_sub
+        self.next_sub: Link | None = None
+
+
+class Node:
+    """Base of every graph node.
+
+    ``owner`` is whatever the node belongs to (a scope); the engine never looks
+    at it beyond handing it back to hooks. ``name`` is used in error messages.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "deps",
+        "deps_tail",
+        "flags",
+        "name",
+        "owner",
+        "subs",
+        "subs_tail",
+    )
+
+    def __init__(self, flags: int, name: str, owner: Any) -> None:
+        self.flags = flags
+        self.name = name
+        self.owner = owner
+        self.deps: Link | None = None
+        self.deps_tail: Link | None = None
+        self.subs: Link | None = None
+        self.subs_tail: Link | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} flags={self.flags:#x}>"
+
+
+class SignalNode(Node):
+    """A settable value."""
+
+    __slots__ = ("equals", "value", "version")
+
+    def __init__(self, value: Any, name: str, owner: Any, equals: Equals | None) -> None:
+        super().__init__(0, name, owner)
+        self.value = value
+        self.equals = equals
+        self.version = 0
+
+
+class ComputedNode(Node):
+    """A cached derivation; ``value`` is the result or, with HAS_ERROR, the exception."""
+
+    __slots__ = ("caller", "context", "equals", "fn", "value", "version")
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        name: str,
+        owner: Any,
+        equals: Equals | None,
+        context: Callable[[Callable[[], Any]], Any] | None = None,
+    ) -> None:
+        super().__init__(COMPUTED | DIRTY, name, owner)
+        self.fn = fn
+        # Entered around each run so that the computed reads its own scope,
+        # whoever pulls it (see WatcherNode.context).
+        self.context = context
+        self.value: Any = None
+        self.equals = equals
+        self.version = 0
+        # The node that was being evaluated when this one started: lets a
+        # CycleError name the whole loop without keeping a separate stack.
+        self.caller: Node | None = None
+
+
+class WatcherNode(Node):
+    """An effect: ``fn`` runs now and again after its dependencies change.
+
+    ``fn`` may return a cleanup callable, run before the next run and on
+    disposal. ``context`` is entered around each run (the owning scope), so an
+    effect triggered by a write in another session still sees its own.
+    """
+
+    __slots__ = ("cleanup", "context", "fn", "reruns")
+
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        name: str,
+        owner: Any,
+        context: Callable[[Callable[[], Any]], Any] | None,
+    ) -> None:
+        super().__init__(WATCHER | DIRTY, name, owner)
+        self.fn = fn
+        self.cleanup: Callable[[], Any] | None = None
+        self.context = context
+        self.reruns = 0

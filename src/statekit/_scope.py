@@ -1,0 +1,566 @@
+"""Scopes: where the values of definitions live.
+
+A definition (an atom, a computed, a store, a ``State`` class) is made once;
+its *value* lives in a :class:`Scope`. Scopes form a tree, ``app → user →
+session → request``, and the current one is held in a ``ContextVar`` so each
+thread, asyncio task and Flet session sees its own. A definition declares the
+level it lives at; reading it finds the nearest scope of that level in the
+current chain and creates the value there on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from . import _engine
+from ._engine import Node, WatcherNode
+from .exceptions import DisposedError, ScopeError
+
+__all__ = [
+    "LEVELS",
+    "Scope",
+    "app_scope",
+    "current_scope",
+    "level_index",
+    "new_app_scope",
+    "request",
+    "session",
+    "user",
+]
+
+LEVELS: tuple[str, ...] = ("app", "user", "session", "request")
+APP, USER, SESSION, REQUEST = range(4)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_tree_lock = threading.RLock()  # guards children maps and node creation
+_request_ids = itertools.count(1)
+
+
+def level_index(level: str) -> int:
+    """The position of a level name in ``LEVELS``; a clear error for a typo.
+
+    Example:
+        >>> from statekit._scope import level_index
+        >>> level_index("session")
+        2
+    """
+    try:
+        return LEVELS.index(level)
+    except ValueError:
+        raise ValueError(f"unknown scope level {level!r}; expected one of {LEVELS}") from None
+
+
+class Definition(Protocol):
+    """What a scope needs from a definition to hold its value."""
+
+    name: str
+
+    def _make_node(self, scope: Scope) -> Node: ...
+
+    def _release(self, scope: Scope, node: Node) -> None: ...
+
+    def _forget(self, scope: Scope) -> None: ...
+
+
+class Scope:
+    """One node of the scope tree: an app, a user, a session or a request.
+
+    Scopes are made by :func:`session`, :func:`user`, :func:`request` and
+    :func:`new_app_scope`, not directly.
+
+    Example:
+        >>> import statekit as sk
+        >>> cart = sk.atom(0, name="cart", scope="session")
+        >>> with sk.session("s1") as s1:
+        ...     cart.value = 3
+        >>> with sk.session("s2"):
+        ...     cart.value
+        0
+        >>> with s1:
+        ...     cart.value
+        3
+        >>> s1.level, s1.id
+        ('session', 's1')
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_children",
+        "_cleanups",
+        "_effects",
+        "_nodes",
+        "chain",
+        "depth",
+        "disposed",
+        "id",
+        "last_used",
+        "parent",
+        "runner",
+        "ttl",
+    )
+
+    def __init__(self, depth: int, scope_id: str, parent: Scope | None, ttl: float | None) -> None:
+        self.depth = depth
+        self.id = scope_id
+        self.parent = parent
+        self.ttl = ttl
+        self.disposed = False
+        self.last_used = time.monotonic()
+        chain: list[Scope | None] = list(parent.chain) if parent is not None else [None] * 4
+        chain[depth] = self
+        # chain[level] is the nearest scope of that level, self included: the
+        # one lookup every read makes.
+        self.chain: tuple[Scope | None, ...] = tuple(chain)
+        self._nodes: dict[Any, Node] = {}
+        self._effects: dict[WatcherNode, None] = {}
+        self._cleanups: list[Callable[[], Any]] = []
+        self._children: dict[tuple[int, str], Scope] = {}
+        self.runner = _make_runner(self)
+
+    # ------------------------------------------------------------ identity
+
+    @property
+    def level(self) -> str:
+        """``"app"``, ``"user"``, ``"session"`` or ``"request"``."""
+        return LEVELS[self.depth]
+
+    def __repr__(self) -> str:
+        state = " disposed" if self.disposed else ""
+        return f"<Scope {self.level} {self.id!r}{state}>"
+
+    def find(self, level: str) -> Scope | None:
+        """The nearest scope of ``level`` in this scope's chain (itself included).
+
+        Example:
+            >>> import statekit as sk
+            >>> with sk.session("s") as s:
+            ...     s.find("app") is sk.app_scope()
+            True
+        """
+        return self.chain[level_index(level)]
+
+    # ------------------------------------------------------------ values
+
+    def node(self, definition: Definition) -> Node:
+        """The value node of ``definition`` in this scope, created on first use."""
+        found = self._nodes.get(definition)
+        if found is not None:
+            return found
+        with _tree_lock:
+            if self.disposed:
+                raise DisposedError(f"{self!r} is disposed; {definition.name!r} cannot live in it")
+            found = self._nodes.get(definition)
+            if found is None:
+                found = definition._make_node(self)
+                self._nodes[definition] = found
+            return found
+
+    def has(self, definition: Any) -> bool:
+        """Whether ``definition`` already has a value in this scope."""
+        return definition in self._nodes
+
+    def _drop(self, definition: Any) -> Node | None:
+        with _tree_lock:
+            return self._nodes.pop(definition, None)
+
+    def _adopt_effect(self, watcher: WatcherNode) -> None:
+        with _tree_lock:
+            if self.disposed:
+                raise DisposedError(f"{self!r} is disposed; no effect can start in it")
+            self._effects[watcher] = None
+
+    def _release_effect(self, watcher: WatcherNode) -> None:
+        with _tree_lock:
+            self._effects.pop(watcher, None)
+
+    # ------------------------------------------------------------ tree
+
+    def _child(self, depth: int, scope_id: str, ttl: float | None) -> Scope:
+        key = (depth, scope_id)
+        with _tree_lock:
+            if self.disposed:
+                raise DisposedError(f"{self!r} is disposed; cannot open a {LEVELS[depth]} in it")
+            child = self._children.get(key)
+            if child is None:
+                child = Scope(depth, scope_id, self, ttl)
+                self._children[key] = child
+            elif ttl is not None:
+                child.ttl = ttl
+            return child
+
+    def children(self, level: str | None = None) -> list[Scope]:
+        """Live direct children, optionally of one level only."""
+        with _tree_lock:
+            kids = list(self._children.values())
+        if level is None:
+            return kids
+        depth = level_index(level)
+        return [kid for kid in kids if kid.depth == depth]
+
+    def scopes(self, level: str | None = None) -> list[Scope]:
+        """Every live scope below this one (optionally of one level).
+
+        Example:
+            >>> import statekit as sk
+            >>> app = sk.new_app_scope()
+            >>> with app:
+            ...     for sid in ("a", "b"):
+            ...         with sk.session(sid):
+            ...             pass
+            >>> [s.id for s in app.scopes("session")]
+            ['a', 'b']
+        """
+        depth = None if level is None else level_index(level)
+        found: list[Scope] = []
+        with _tree_lock:
+            todo = list(self._children.values())
+            while todo:
+                scope = todo.pop(0)
+                if depth is None or scope.depth == depth:
+                    found.append(scope)
+                todo.extend(scope._children.values())
+        return found
+
+    def count(self, level: str | None = None) -> int:
+        """How many live scopes are below this one (optionally of one level)."""
+        return len(self.scopes(level))
+
+    # ------------------------------------------------------------ entering
+
+    def touch(self) -> None:
+        """Mark this scope and its ancestors as used now (idle expiry)."""
+        now = time.monotonic()
+        scope: Scope | None = self
+        while scope is not None:
+            scope.last_used = now
+            scope = scope.parent
+
+    def __enter__(self) -> Scope:
+        if self.disposed:
+            raise DisposedError(f"{self!r} is disposed and cannot be entered")
+        self.touch()
+        tokens = _tokens.get()
+        _tokens.set((*tokens, _current.set(self)))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        tokens = _tokens.get()
+        _current.reset(tokens[-1])
+        _tokens.set(tokens[:-1])
+
+    def run(self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """Call ``fn`` with this scope current (for threads and callbacks).
+
+        Example:
+            >>> import statekit as sk
+            >>> with sk.session("s") as s:
+            ...     pass
+            >>> s.run(lambda: sk.current_scope().id)
+            's'
+        """
+        with self:
+            return fn(*args, **kwargs)
+
+    # ------------------------------------------------------------ lifetime
+
+    def on_dispose(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Register a cleanup (sync or async) run when this scope is disposed.
+
+        Cleanups run in reverse order of registration. Returns ``fn`` so it
+        can be used as a decorator.
+        """
+        with _tree_lock:
+            if self.disposed:
+                raise DisposedError(f"{self!r} is disposed")
+            self._cleanups.append(fn)
+        return fn
+
+    def _detach_tree(self) -> list[Scope]:
+        """Mark this scope and its descendants disposed; return them deepest first."""
+        with _tree_lock:
+            if self.disposed:
+                return []
+            order: list[Scope] = []
+            todo = [self]
+            while todo:
+                scope = todo.pop()
+                scope.disposed = True
+                order.append(scope)
+                todo.extend(scope._children.values())
+            if self.parent is not None:
+                self.parent._children.pop((self.depth, self.id), None)
+        order.sort(key=lambda s: -s.depth)
+        return order
+
+    def _teardown(self) -> list[Any]:
+        """Dispose effects and values; run sync cleanups; return async ones."""
+        with _tree_lock:
+            effects = list(self._effects)
+            self._effects.clear()
+            nodes = list(self._nodes.items())
+            self._nodes.clear()
+            cleanups = self._cleanups[::-1]
+            self._cleanups.clear()
+            self._children.clear()
+        for watcher in effects:
+            _engine.dispose_watcher(watcher)
+        for definition, node in nodes:
+            definition._release(self, node)
+        pending: list[Any] = []
+        for cleanup in cleanups:
+            try:
+                result = cleanup()
+            except Exception as exc:
+                _engine.report(exc, f"cleanup of {self!r}")
+                continue
+            if inspect.isawaitable(result):
+                pending.append(result)
+        return pending
+
+    def dispose(self) -> None:
+        """Dispose this scope and everything below it, now.
+
+        Effects stop, values are released and cleanups run (children first).
+        Async cleanups are awaited on the running loop if there is one (as a
+        task) or else run to completion here; use :meth:`aclose` to await them.
+        """
+        pending: list[Any] = []
+        for scope in self._detach_tree():
+            pending.extend(scope._teardown())
+        for awaitable in pending:
+            _finish_async(awaitable)
+
+    async def aclose(self) -> None:
+        """Dispose this scope like :meth:`dispose`, awaiting async cleanups."""
+        pending: list[Any] = []
+        for scope in self._detach_tree():
+            pending.extend(scope._teardown())
+        for awaitable in pending:
+            try:
+                await awaitable
+            except Exception as exc:
+                _engine.report(exc, f"async cleanup of {self!r}")
+
+    def expire_idle(self, now: float | None = None) -> int:
+        """Dispose every descendant idle for longer than its ``ttl``.
+
+        ``now`` defaults to ``time.monotonic()``. Returns how many scopes were
+        disposed (descendants of a disposed scope included).
+
+        Example:
+            >>> import statekit as sk, time
+            >>> app = sk.new_app_scope()
+            >>> with app, sk.session("s", ttl=10):
+            ...     pass
+            >>> app.expire_idle(now=time.monotonic() + 11)
+            1
+        """
+        moment = time.monotonic() if now is None else now
+        expired = [
+            scope
+            for scope in self.scopes()
+            if scope.ttl is not None and scope.last_used + scope.ttl < moment
+        ]
+        count = 0
+        for scope in expired:
+            if not scope.disposed:
+                count += 1 + scope.count()
+                scope.dispose()
+        return count
+
+
+def _make_runner(scope: Scope) -> Callable[[Callable[[], Any]], Any]:
+    """``runner(fn)`` calls ``fn`` with ``scope`` current.
+
+    The engine wraps every computed and effect run in its owner's runner:
+    a write in one session may pull or re-run nodes of another, and each must
+    resolve definitions in its own scope, not the writer's.
+    """
+
+    def runner(fn: Callable[[], Any]) -> Any:
+        if _current.get() is scope:
+            return fn()
+        token = _current.set(scope)
+        try:
+            return fn()
+        finally:
+            _current.reset(token)
+
+    return runner
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _finish_async(awaitable: Any) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+
+    async def _run() -> None:
+        try:
+            await awaitable
+        except Exception as exc:
+            _engine.report(exc, "async scope cleanup")
+
+    if loop is None:
+        asyncio.run(_run())
+    else:
+        task = loop.create_task(_run())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+# ---------------------------------------------------------------- current scope
+
+_DEFAULT_APP = Scope(APP, "app", None, None)
+_current: contextvars.ContextVar[Scope] = contextvars.ContextVar(
+    "statekit_scope", default=_DEFAULT_APP
+)
+# Tokens of ``with scope:`` blocks, so that a Scope object (shared between
+# tasks) need not hold per-context state itself.
+_tokens: contextvars.ContextVar[tuple[contextvars.Token[Scope], ...]] = contextvars.ContextVar(
+    "statekit_scope_tokens", default=()
+)
+
+
+def current_scope() -> Scope:
+    """The innermost scope active in this thread or task.
+
+    Example:
+        >>> import statekit as sk
+        >>> with sk.session("abc"):
+        ...     sk.current_scope().id
+        'abc'
+    """
+    return _current.get()
+
+
+def app_scope() -> Scope:
+    """The app scope of the current chain.
+
+    Example:
+        >>> import statekit as sk
+        >>> sk.app_scope().level
+        'app'
+    """
+    app = _current.get().chain[APP]
+    assert app is not None
+    return app
+
+
+def new_app_scope(name: str = "app") -> Scope:
+    """A fresh, independent app scope (enter it with ``with``).
+
+    Two app scopes share no values: this is how tests and several apps in one
+    process stay apart.
+
+    Example:
+        >>> import statekit as sk
+        >>> n = sk.atom(0)
+        >>> with sk.new_app_scope():
+        ...     n.value = 5
+        >>> n.value
+        0
+    """
+    return Scope(APP, name, None, None)
+
+
+@contextmanager
+def _enter(scope: Scope) -> Iterator[Scope]:
+    with scope:
+        yield scope
+
+
+def session(session_id: str | None = None, *, ttl: float | None = None) -> Any:
+    """Enter the session ``session_id`` (created on first use) for a ``with`` block.
+
+    The session hangs under the current user if one is active, else under the
+    app. Entering the same id again finds the same session and its values.
+    ``ttl`` (seconds) lets :meth:`Scope.expire_idle` dispose it when idle.
+
+    Example:
+        >>> import statekit as sk
+        >>> theme = sk.atom("light", scope="session")
+        >>> with sk.session("a"):
+        ...     theme.value = "dark"
+        >>> with sk.session("a"):
+        ...     theme.value
+        'dark'
+    """
+    current = _current.get()
+    parent = current.chain[USER] or current.chain[APP]
+    assert parent is not None
+    sid = session_id if session_id is not None else _new_id()
+    return _enter(parent._child(SESSION, sid, ttl))
+
+
+def user(user_id: str, *, ttl: float | None = None) -> Any:
+    """Enter the user ``user_id`` (created on first use) for a ``with`` block.
+
+    Example:
+        >>> import statekit as sk
+        >>> prefs = sk.atom({}, scope="user")
+        >>> with sk.user("alice"), sk.session("phone"):
+        ...     prefs.value = {"lang": "fr"}
+        >>> with sk.user("alice"), sk.session("laptop"):
+        ...     prefs.value
+        {'lang': 'fr'}
+    """
+    app = _current.get().chain[APP]
+    assert app is not None
+    return _enter(app._child(USER, user_id, ttl))
+
+
+@contextmanager
+def request() -> Iterator[Scope]:
+    """Enter a fresh request scope, disposed when the block ends.
+
+    Example:
+        >>> import statekit as sk
+        >>> with sk.request() as r:
+        ...     r.level
+        'request'
+        >>> r.disposed
+        True
+    """
+    current = _current.get()
+    parent = current.chain[SESSION] or current.chain[USER] or current.chain[APP]
+    assert parent is not None
+    scope = parent._child(REQUEST, f"r{next(_request_ids)}", None)
+    try:
+        with scope:
+            yield scope
+    finally:
+        scope.dispose()
+
+
+def _new_id() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(16)
+
+
+def scope_error(name: str, depth: int) -> ScopeError:
+    """The error for reading a definition whose level has no active scope."""
+    level = LEVELS[depth]
+    return ScopeError(
+        f"{name!r} lives in a {level!r} scope, but no {level} scope is active here; "
+        f"wrap the code in `with statekit.{level}(...)`"
+        + (" or run it where statekit opens one for you (a Flet page, a request)" if depth else "")
+    )
+
+
+def contains(outer: Scope, inner: Scope) -> bool:
+    """Whether ``outer`` is ``inner`` or one of its ancestors."""
+    return inner.chain[outer.depth] is outer
