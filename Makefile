@@ -33,7 +33,11 @@ pytest: $(VENV)/.dev-stamp
 
 test: lint typecheck pytest
 
-bench: $(VENV)/.dev-stamp
+$(VENV)/.bench-stamp: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-stamp
 	$(BIN)/python benchmarks/reactive.py
 
 clean:

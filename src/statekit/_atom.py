@@ -9,12 +9,13 @@ from . import _engine
 from ._definition import Definition
 from ._engine import SignalNode
 from ._frozen import freeze
-from ._scope import Scope
+from ._scope import Scope, _current
 from ._subscribe import subscribe_node
 
 __all__ = ["Atom", "atom"]
 
 T = TypeVar("T")
+_read_signal = _engine.read_signal
 
 
 class Atom(Definition, Generic[T]):
@@ -57,7 +58,10 @@ class Atom(Definition, Generic[T]):
     @property
     def value(self) -> T:
         """The current value (tracked inside computeds and effects)."""
-        return _engine.read_signal(self._node())  # type: ignore[no-any-return]
+        owner = _current.get().chain[self._depth]
+        cache = self._cache
+        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        return _read_signal(node)  # type: ignore[no-any-return]
 
     @value.setter
     def value(self, new: T) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 from . import _engine
 from ._definition import Definition, Misplaced
 from ._engine import ComputedNode, Node
-from ._scope import Scope, _tree_lock, contains
+from ._scope import Scope, _current, _tree_lock, contains
 from ._subscribe import subscribe_node
 from .exceptions import ScopeError
 
@@ -44,6 +44,7 @@ def _check_owner(dep: Node, sub: Node) -> None:
 
 
 _engine.set_owner_check(_check_owner)
+_read_computed = _engine.read_computed
 
 
 class Computed(Definition, Generic[T]):
@@ -88,15 +89,24 @@ class Computed(Definition, Generic[T]):
         return _ComputedNode(self, scope)
 
     def _read(self, reader: Callable[[Any], Any]) -> T:
+        node = self._node()
+        try:
+            return reader(node)  # type: ignore[no-any-return]
+        except Misplaced as exc:
+            return self._misplaced(exc, node, reader)
+
+    def _misplaced(self, exc: Misplaced, node: Node, reader: Callable[[Any], Any]) -> T:
+        """Our node read a deeper scope: move to that level, read again."""
         for _ in range(4):  # at most one move per level
+            if exc.definition is not self:
+                raise exc
+            self._move(node, exc.depth)
             node = self._node()
             try:
                 return reader(node)  # type: ignore[no-any-return]
-            except Misplaced as exc:
-                if exc.definition is not self:
-                    raise
-                self._move(node, exc.depth)
-        return reader(self._node())  # type: ignore[no-any-return]
+            except Misplaced as again:
+                exc = again
+        raise exc
 
     def _move(self, node: Node, depth: int) -> None:
         """Relocate this computed's values to a deeper level and retire ``node``."""
@@ -112,7 +122,14 @@ class Computed(Definition, Generic[T]):
     @property
     def value(self) -> T:
         """The up-to-date value (tracked inside computeds and effects)."""
-        return self._read(_engine.read_computed)
+        # The hot path of every derivation: resolution and read inlined.
+        owner = _current.get().chain[self._depth]
+        cache = self._cache
+        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        try:
+            return _read_computed(node)  # type: ignore[no-any-return]
+        except Misplaced as exc:
+            return self._misplaced(exc, node, _read_computed)
 
     def get(self) -> T:
         """The up-to-date value (tracked), like ``.value``."""

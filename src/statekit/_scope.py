@@ -434,6 +434,9 @@ _tokens: contextvars.ContextVar[tuple[contextvars.Token[Scope], ...]] = contextv
 )
 
 
+_engine.set_context_probe(_current.get)
+
+
 def current_scope() -> Scope:
     """The innermost scope active in this thread or task.
 

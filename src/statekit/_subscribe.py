@@ -53,10 +53,11 @@ def subscribe_node(
             first = False
             last = value
             return
-        if last is value:
-            return
         try:
-            same = bool(equals(last, value) if equals is not None else last == value)
+            if equals is not None:
+                same = bool(equals(last, value))
+            else:
+                same = last is value or bool(last == value)
         except Exception:
             same = False
         last = value

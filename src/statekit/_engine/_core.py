@@ -43,7 +43,10 @@ from ._nodes import (
     WatcherNode,
 )
 
-MAX_NESTING = 200  # nested evaluations before unwinding (well under the recursion limit)
+# Nested evaluations before unwinding. Each level costs ~7 Python frames
+# (the user function, the definition read, the engine), so 40 levels stay far
+# below the default recursion limit of 1000 even from deep call sites.
+MAX_NESTING = 40
 MAX_RERUNS = 100  # an effect re-triggered by its own run more often than this is a cycle
 
 lock = threading.RLock()
@@ -122,10 +125,10 @@ class _TooDeep(BaseException):
 
 
 def _equal(equals: Callable[[Any, Any], bool] | None, old: Any, new: Any) -> bool:
-    if old is new:
-        return True
     try:
-        return bool(equals(old, new) if equals is not None else old == new)
+        if equals is not None:
+            return bool(equals(old, new))  # a custom equals has the last word
+        return old is new or bool(old == new)
     except Exception:
         return False  # e.g. arrays whose == is elementwise: treat as changed
 
@@ -143,8 +146,11 @@ def update_computed(node: ComputedNode) -> bool:
     node.deps_tail = None
     node.flags = (node.flags & ~(DIRTY | PENDING)) | RUNNING
     try:
-        context = node.context
-        new = node.fn() if context is None else context(node.fn)
+        if node.owner is _probe():
+            new = node.fn()
+        else:
+            context = node.context
+            new = node.fn() if context is None else context(node.fn)
     except _TooDeep:
         node.flags = (node.flags & ~RUNNING) | DIRTY
         raise
@@ -277,8 +283,18 @@ def read_computed(node: ComputedNode) -> Any:
             _refresh(node)
         if node.owner is not active.owner and _owner_check is not None:
             _owner_check(node, active)
-        link(node, active)
-        return _result(node)
+        # Inline fast path of link(): same dependency as last run.
+        tail = active.deps_tail
+        if tail is None or tail.dep is not node:
+            following = active.deps if tail is None else tail.next_dep
+            if following is not None and following.dep is node:
+                active.deps_tail = following
+            else:
+                link(node, active)
+        if node.flags & HAS_ERROR:
+            exc, tb = node.value
+            raise exc.with_traceback(tb)
+        return node.value
     with lock:
         if node.flags & (DIRTY | PENDING | RUNNING):
             _drive(_refresh, node)
@@ -305,6 +321,23 @@ def peek_computed(node: ComputedNode) -> Any:
         return _result(node)
 
 
+def _no_probe() -> Any:
+    return None
+
+
+_probe: Callable[[], Any] = _no_probe
+
+
+def set_context_probe(probe: Callable[[], Any]) -> None:
+    """Install ``probe()`` giving the owner whose context is current.
+
+    A computed whose owner is already current runs without entering its
+    context: the common case costs one C-level call instead of a wrapper.
+    """
+    global _probe
+    _probe = probe
+
+
 OwnerCheck = Callable[[Node, Node], None]
 _owner_check: OwnerCheck | None = None
 
@@ -327,7 +360,13 @@ def read_signal(node: SignalNode) -> Any:
     if not active.flags & WATCHER:
         if node.owner is not active.owner and _owner_check is not None:
             _owner_check(node, active)
-        link(node, active)
+        tail = active.deps_tail
+        if tail is None or tail.dep is not node:
+            following = active.deps if tail is None else tail.next_dep
+            if following is not None and following.dep is node:
+                active.deps_tail = following
+            else:
+                link(node, active)
         return node.value
     with lock:
         if not active.flags & DISPOSED:
