@@ -21,9 +21,11 @@ $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-stamp
 	$(BIN)/statekit demo
 
+LINTED := $(wildcard src tests benchmarks examples)
+
 lint: $(VENV)/.dev-stamp
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(VENV)/.dev-stamp
 	$(BIN)/mypy

@@ -60,7 +60,7 @@ class Atom(Definition, Generic[T]):
         """The current value (tracked inside computeds and effects)."""
         owner = _current.get().chain[self._depth]
         cache = self._cache
-        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        node: SignalNode = cache[1] if cache[0] is owner else self._lookup(owner)
         return _read_signal(node)  # type: ignore[no-any-return]
 
     @value.setter

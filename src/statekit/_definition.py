@@ -57,7 +57,7 @@ class Definition:
             return cache[1]
         return self._lookup(owner)
 
-    def _lookup(self, owner: Scope | None) -> Node:
+    def _lookup(self, owner: Scope | None) -> Any:
         if owner is None:
             reader = getattr(active_node(), "definition", None)
             if reader is not None and reader._auto and reader._depth < self._depth:

@@ -28,7 +28,6 @@ from typing import Any
 from ..exceptions import CycleError, StatekitError
 from ._graph import detach, end_tracking, link, propagate, shallow_propagate
 from ._nodes import (
-    COMPUTED,
     DIRTY,
     DISPOSED,
     HAS_ERROR,
@@ -43,10 +42,12 @@ from ._nodes import (
     WatcherNode,
 )
 
-# Nested evaluations before unwinding. Each level costs ~7 Python frames
-# (the user function, the definition read, the engine), so 40 levels stay far
-# below the default recursion limit of 1000 even from deep call sites.
-MAX_NESTING = 40
+# Nested evaluations before unwinding. Each level costs ~5 Python frames (the
+# user function, the definition read, the engine), so 150 levels fit under the
+# default recursion limit of 1000 from ordinary call sites; if a deep call site
+# or frame-hungry computeds hit RecursionError first, the engine unwinds the
+# same way instead of caching the error.
+MAX_NESTING = 150
 MAX_RERUNS = 100  # an effect re-triggered by its own run more often than this is a cycle
 
 lock = threading.RLock()
@@ -97,7 +98,7 @@ def report(exc: BaseException, where: str) -> None:
 class _ThreadState(threading.local):
     """Per-thread engine state (class attributes are the per-thread defaults)."""
 
-    active: Node | None = None  # the node whose run is being tracked
+    active: Node | None = None  # the watcher whose run is being tracked (outside the lock)
     batch: int = 0
     flushing: bool = False
 
@@ -106,7 +107,23 @@ class _ThreadState(threading.local):
 
 
 tls = _ThreadState()
-_nesting = 0  # guarded by ``lock``: nested computed evaluations right now
+
+# Computed evaluation happens under ``lock``, so the computed being tracked is
+# a plain global rather than a thread-local (a thread-local costs ~3x more on
+# the hottest path). ``_owner`` says which thread it belongs to: a reader in
+# another thread sees ``_owner`` differ and takes the slow path (the lock).
+_nesting = 0  # nested computed evaluations right now
+_active: Node | None = None  # the computed being evaluated
+_owner = 0  # ident of the thread evaluating it
+_ident = threading.get_ident
+
+
+def tracker() -> Node | None:
+    """The node recording dependencies on this thread: a computed or a watcher."""
+    active = _active
+    if active is not None and _owner == _ident():
+        return active
+    return tls.active
 
 
 class _TooDeep(BaseException):
@@ -135,14 +152,15 @@ def _equal(equals: Callable[[Any, Any], bool] | None, old: Any, new: Any) -> boo
 
 def update_computed(node: ComputedNode) -> bool:
     """Re-run ``node``; return whether its value (or error) changed."""
-    global _nesting
+    global _nesting, _active, _owner
     if _nesting >= MAX_NESTING:
         raise _TooDeep(node)
+    if not _nesting:
+        _owner = _ident()
     _nesting += 1
-    state = tls
-    prev = state.active
+    prev = _active
     node.caller = prev
-    state.active = node
+    _active = node
     node.deps_tail = None
     node.flags = (node.flags & ~(DIRTY | PENDING)) | RUNNING
     try:
@@ -151,29 +169,46 @@ def update_computed(node: ComputedNode) -> bool:
         else:
             context = node.context
             new = node.fn() if context is None else context(node.fn)
-    except _TooDeep:
-        node.flags = (node.flags & ~RUNNING) | DIRTY
-        raise
-    except Exception as exc:
-        node.flags &= ~RUNNING
-        end_tracking(node)
-        node.flags |= HAS_ERROR
-        node.value = (exc, exc.__traceback__)
-        node.version += 1
-        return True
-    except BaseException:
-        node.flags = (node.flags & ~RUNNING) | DIRTY
-        raise
-    finally:
-        state.active = prev
-        node.caller = None
+    except BaseException as exc:
+        _active = prev
         _nesting -= 1
-    node.flags &= ~RUNNING
-    end_tracking(node)
-    if node.flags & HAS_ERROR:
-        node.flags &= ~HAS_ERROR
-    elif node.version and _equal(node.equals, node.value, new):
-        return False
+        node.caller = None
+        if isinstance(exc, RecursionError) and _nesting:
+            # Out of stack while nested: unwind and evaluate this node first.
+            node.flags = (node.flags & ~RUNNING) | DIRTY
+            raise _TooDeep(node) from None
+        if isinstance(exc, Exception):
+            node.flags &= ~RUNNING
+            end_tracking(node)
+            node.flags |= HAS_ERROR
+            node.value = (exc, exc.__traceback__)
+            node.version += 1
+            return True
+        # _TooDeep, KeyboardInterrupt...: leave the node to be recomputed.
+        node.flags = (node.flags & ~RUNNING) | DIRTY
+        raise
+    _active = prev
+    _nesting -= 1
+    node.caller = None
+    flags = node.flags & ~RUNNING
+    tail = node.deps_tail
+    if (node.deps if tail is None else tail.next_dep) is not None:
+        end_tracking(node)
+    if flags & HAS_ERROR:
+        node.flags = flags & ~HAS_ERROR
+    else:
+        node.flags = flags
+        if node.version:
+            equals = node.equals
+            old = node.value
+            if equals is None:
+                try:
+                    if old is new or old == new:
+                        return False
+                except Exception:
+                    pass  # e.g. arrays whose == is elementwise: a change
+            elif _equal(equals, old, new):
+                return False
     node.value = new
     node.version += 1
     return True
@@ -239,7 +274,7 @@ def _refresh(node: ComputedNode) -> None:
 
 def _cycle(node: Node) -> CycleError:
     names = [node.name]
-    walk = tls.active
+    walk = tracker()
     while walk is not None and walk is not node:
         names.append(walk.name)
         walk = walk.caller if isinstance(walk, ComputedNode) else None
@@ -276,8 +311,8 @@ def _result(node: ComputedNode) -> Any:
 
 def read_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value, tracking it for the current run."""
-    active = tls.active
-    if active is not None and not active.flags & WATCHER:
+    active = _active
+    if active is not None and _owner == _ident():
         # Inside another computed's evaluation: this thread holds the lock.
         if node.flags & (DIRTY | PENDING | RUNNING):
             _refresh(node)
@@ -295,26 +330,27 @@ def read_computed(node: ComputedNode) -> Any:
             exc, tb = node.value
             raise exc.with_traceback(tb)
         return node.value
+    watcher = tls.active
     with lock:
         if node.flags & (DIRTY | PENDING | RUNNING):
             _drive(_refresh, node)
-        if active is not None and not active.flags & DISPOSED:
-            link(node, active)
+        if watcher is not None and not watcher.flags & DISPOSED:
+            link(node, watcher)
         return _result(node)
 
 
 def peek_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value without tracking it."""
-    state = tls
-    prev = state.active
-    if prev is not None and not prev.flags & WATCHER:
-        state.active = None
+    global _active
+    prev = _active
+    if prev is not None and _owner == _ident():
+        _active = None
         try:
             if node.flags & (DIRTY | PENDING | RUNNING):
                 _refresh(node)
             return _result(node)
         finally:
-            state.active = prev
+            _active = prev
     with lock:
         if node.flags & (DIRTY | PENDING | RUNNING):
             _drive(_refresh, node)
@@ -354,10 +390,8 @@ def set_owner_check(check: OwnerCheck | None) -> None:
 
 def read_signal(node: SignalNode) -> Any:
     """Read a signal, tracking it for the current run."""
-    active = tls.active
-    if active is None:
-        return node.value
-    if not active.flags & WATCHER:
+    active = _active
+    if active is not None and _owner == _ident():
         if node.owner is not active.owner and _owner_check is not None:
             _owner_check(node, active)
         tail = active.deps_tail
@@ -368,9 +402,12 @@ def read_signal(node: SignalNode) -> Any:
             else:
                 link(node, active)
         return node.value
+    watcher = tls.active
+    if watcher is None:
+        return node.value
     with lock:
-        if not active.flags & DISPOSED:
-            link(node, active)
+        if not watcher.flags & DISPOSED:
+            link(node, watcher)
         return node.value
 
 
@@ -379,8 +416,8 @@ def read_signal(node: SignalNode) -> Any:
 
 
 def _check_writable(node: SignalNode) -> None:
-    active = tls.active
-    if active is not None and active.flags & COMPUTED:
+    active = _active
+    if active is not None and _owner == _ident():
         raise StatekitError(
             f"computed {active.name!r} tried to write {node.name!r}: "
             "computed values must not have side effects (use an effect or an action)"
@@ -573,6 +610,7 @@ def retire_node(node: Node) -> None:
     right now (the one that found out) is about to re-read and is skipped.
     """
     state = tls
+    current = tracker()
     with lock:
         subs: list[Node] = []
         lnk = node.subs
@@ -583,7 +621,7 @@ def retire_node(node: Node) -> None:
         detach(node)
         for sub in subs:
             flags = sub.flags
-            if sub is state.active or flags & (DIRTY | DISPOSED):
+            if sub is current or flags & (DIRTY | DISPOSED):
                 continue
             sub.flags = flags | DIRTY
             if flags & WATCHER:
@@ -592,7 +630,7 @@ def retire_node(node: Node) -> None:
                     state.queue.append(sub)
             elif sub.subs is not None:
                 propagate(sub.subs, state.queue)
-    if not state.batch and (state.active is None or state.active.flags & WATCHER):
+    if not state.batch and not (_active is not None and _owner == _ident()):
         flush()
 
 
@@ -614,20 +652,27 @@ def _noop() -> None:
 
 def untracked_call(fn: Callable[[], Any]) -> Any:
     """Call ``fn`` with no node tracking its reads."""
+    global _active
     state = tls
-    prev = state.active
-    if prev is None:
+    prev_watcher = state.active
+    prev = _active
+    mine = prev is not None and _owner == _ident()
+    if prev_watcher is None and not mine:
         return fn()
     state.active = None
+    if mine:
+        _active = None
     try:
         return fn()
     finally:
-        state.active = prev
+        state.active = prev_watcher
+        if mine:
+            _active = prev
 
 
 def active_node() -> Node | None:
     """The node whose run is being tracked on this thread, if any."""
-    return tls.active
+    return tracker()
 
 
 def in_batch() -> bool:
