@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 from . import _engine
 from ._definition import Definition, Misplaced
 from ._engine import ComputedNode, Node
+from ._frozen import freeze
 from ._scope import Scope, _current, _tree_lock, contains
 from ._subscribe import subscribe_node
 from .exceptions import ScopeError
@@ -44,6 +45,7 @@ def _check_owner(dep: Node, sub: Node) -> None:
 
 
 _engine.set_owner_check(_check_owner)
+_engine.set_value_filter(freeze)
 _read_computed = _engine.read_computed
 
 

@@ -162,7 +162,9 @@ def freeze(value: Any) -> Any:
     """Return ``value`` with every list, dict and set inside it frozen.
 
     Already-frozen containers are returned as they are (no copy), so freezing
-    a value built from parts of a frozen one only copies the new parts.
+    a value built from parts of a frozen one only copies the new parts. Dict
+    and list subclasses (``OrderedDict``, ``defaultdict``, ``Counter``...)
+    become plain frozen dicts and lists, ``bytearray`` becomes ``bytes``.
 
     Example:
         >>> import statekit as sk
@@ -177,10 +179,23 @@ def freeze(value: Any) -> Any:
         return FrozenList([freeze(item) for item in value])
     if kind is dict:
         return FrozenDict({key: freeze(item) for key, item in value.items()})
-    if kind is set:
-        return frozenset(value)
     if kind is tuple:
         return tuple(freeze(item) for item in value)
+    if kind is set:
+        return frozenset(value)
+    # Subclasses: checked after the exact types, which are the common case.
+    if isinstance(value, dict):
+        return FrozenDict({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return FrozenList([freeze(item) for item in value])
+    if isinstance(value, tuple):
+        if hasattr(value, "_make"):  # a namedtuple keeps its type
+            return value._make(freeze(item) for item in value)
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(value)
+    if isinstance(value, bytearray):
+        return bytes(value)
     return value
 
 

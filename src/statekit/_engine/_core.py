@@ -180,7 +180,10 @@ def update_computed(node: ComputedNode) -> bool:
         if isinstance(exc, Exception):
             node.flags &= ~RUNNING
             end_tracking(node)
-            node.flags |= HAS_ERROR
+            # A cycle is not a property of the dependencies recorded (the
+            # read that closed it was refused), so stay dirty: the next read
+            # tries again and succeeds once the cycle is broken.
+            node.flags |= HAS_ERROR | (DIRTY if isinstance(exc, CycleError) else 0)
             node.value = (exc, exc.__traceback__)
             node.version += 1
             return True
@@ -190,6 +193,8 @@ def update_computed(node: ComputedNode) -> bool:
     _active = prev
     _nesting -= 1
     node.caller = None
+    if new.__class__ not in _PLAIN:
+        new = _value_filter(new)
     flags = node.flags & ~RUNNING
     tail = node.deps_tail
     if (node.deps if tail is None else tail.next_dep) is not None:
@@ -355,6 +360,20 @@ def peek_computed(node: ComputedNode) -> Any:
         if node.flags & (DIRTY | PENDING | RUNNING):
             _drive(_refresh, node)
         return _result(node)
+
+
+_PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None)})
+_value_filter: Callable[[Any], Any] = lambda value: value  # noqa: E731
+
+
+def set_value_filter(fn: Callable[[Any], Any]) -> None:
+    """Install ``fn`` applied to every computed result that is not a plain scalar.
+
+    statekit installs its ``freeze``: a computed's cached list can't be
+    changed by one reader behind the others' backs.
+    """
+    global _value_filter
+    _value_filter = fn
 
 
 def _no_probe() -> Any:

@@ -120,8 +120,9 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
         if not flags & (DIRTY | PENDING):
             sub.flags = flags | mark
             if flags & WATCHER:
-                if not flags & QUEUED:
+                if not flags & QUEUED or sub.queue is not queue:  # type: ignore[attr-defined]
                     sub.flags |= QUEUED
+                    sub.queue = queue  # type: ignore[attr-defined]
                     queue.append(sub)
             elif sub.subs is not None:
                 if current.next_sub is not None:
@@ -129,9 +130,16 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
                 current = sub.subs
                 mark = PENDING
                 continue
-        elif mark == DIRTY and not flags & DIRTY:
-            # Already reached through a longer path: upgrade, no second walk.
-            sub.flags = flags | DIRTY
+        else:
+            if mark == DIRTY and not flags & DIRTY:
+                # Already reached through a longer path: upgrade, no second walk.
+                sub.flags = flags | DIRTY
+            if flags & WATCHER and sub.queue is not queue:  # type: ignore[attr-defined]
+                # Marked by a thread whose batch holds it back: this thread,
+                # which is not waiting for that batch, queues it too.
+                sub.flags |= QUEUED
+                sub.queue = queue  # type: ignore[attr-defined]
+                queue.append(sub)
         current = current.next_sub
         if current is None:
             if not stack:

@@ -123,7 +123,7 @@ class WatcherNode(Node):
     effect triggered by a write in another session still sees its own.
     """
 
-    __slots__ = ("cleanup", "context", "fn", "reruns")
+    __slots__ = ("cleanup", "context", "fn", "queue", "reruns")
 
     def __init__(
         self,
@@ -137,3 +137,5 @@ class WatcherNode(Node):
         self.cleanup: Callable[[], Any] | None = None
         self.context = context
         self.reruns = 0
+        # The effect queue (one per thread) this watcher was last put in.
+        self.queue: Any = None
