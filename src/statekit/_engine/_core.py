@@ -514,12 +514,16 @@ def flush() -> None:
         state.flushing = False
 
 
+def _watcher_dirty(watcher: WatcherNode) -> bool:
+    return check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
+
+
 def _needs_run(watcher: WatcherNode) -> bool:
     flags = watcher.flags
     if flags & DIRTY:
         return True
     if flags & PENDING:
-        if _drive(lambda w: check_dirty(w.deps, w), watcher):
+        if _drive(_watcher_dirty, watcher):
             return True
         watcher.flags &= ~PENDING
     return False
@@ -551,7 +555,10 @@ def execute(watcher: WatcherNode) -> None:
         state.active = watcher
         try:
             context = watcher.context
-            result = watcher.fn() if context is None else context(watcher.fn)
+            if context is None or watcher.owner is _probe():
+                result = watcher.fn()
+            else:
+                result = context(watcher.fn)
             if callable(result):
                 watcher.cleanup = result
         except Exception as exc:
