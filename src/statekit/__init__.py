@@ -35,6 +35,7 @@ from ._scope import (
     session,
     user,
 )
+from ._store import Store, StoreAtom
 from .exceptions import (
     ActionError,
     CycleError,
@@ -75,6 +76,8 @@ __all__ = [
     "Scope",
     "ScopeError",
     "StatekitError",
+    "Store",
+    "StoreAtom",
     "TransitionNotAllowed",
     "ValidationError",
     "VersionConflict",
