@@ -331,7 +331,7 @@ def test_long_op_name_is_truncated_in_message() -> None:
 def test_atomicity_failing_at_op_3() -> None:
     doc = freeze({"todo": [{"t": "a"}], "count": 0})
     before = dump(doc)
-    patch = [
+    patch: list[dict[str, Any]] = [
         {"op": "add", "path": "/todo/-", "value": {"t": "b"}},
         {"op": "replace", "path": "/count", "value": 2},
         {"op": "remove", "path": "/todo/0"},
@@ -427,7 +427,7 @@ def test_values_are_frozen_and_subclasses_normalized() -> None:
     class Tagged(dict[str, Any]):
         pass
 
-    value = {"od": OrderedDict(a=1), "tagged": Tagged(b=[1]), "plain": [{"c": 2}]}
+    value: dict[str, Any] = {"od": OrderedDict(a=1), "tagged": Tagged(b=[1]), "plain": [{"c": 2}]}
     new, applied = apply(freeze({}), [{"op": "add", "path": "/v", "value": value}])
     assert_frozen(new)
     for op in applied:
@@ -575,7 +575,7 @@ def test_inverse_of_move_into_a_shifted_array() -> None:
 
 def test_apply_with_inverse_matches_inverse_per_op() -> None:
     doc = freeze({"xs": [1], "o": {"a": {"b": [1]}}})
-    ops = [
+    ops: list[dict[str, Any]] = [
         {"op": "add", "path": "/o/a/b/-", "value": 2},
         {"op": "move", "from": "/o/a", "path": "/moved"},
         {"op": "add", "path": "/moved/b/0", "value": 0},  # changes what the move's undo names
@@ -583,7 +583,7 @@ def test_apply_with_inverse_matches_inverse_per_op() -> None:
         {"op": "replace", "path": "/moved/b/1", "value": 9},
     ]
     new, applied, undo = apply_with_inverse(doc, ops)
-    current, expected_undo = doc, []
+    current, expected_undo = doc, list[dict[str, Any]]()
     for op in ops:
         expected_undo[:0] = inverse(current, op)
         current, _ = apply(current, [op])

@@ -265,3 +265,13 @@ def test_index_helper_for_insertion() -> None:
     assert _paths.index(("x", "3"), "3", 3, end_ok=True) == 3
     with pytest.raises(sk.PathError, match=r"index 4 out of range \(length 3\)"):
         _paths.index(("x", "4"), "4", 3, end_ok=True)
+
+
+def test_reading_never_creates_keys() -> None:
+    from collections import defaultdict
+
+    doc: defaultdict[str, Any] = defaultdict(dict, {"a": 1})
+    with pytest.raises(sk.PathError):
+        get(doc, parse("/b/c"))
+    assert not exists(doc, parse("/b"))
+    assert dict(doc) == {"a": 1}

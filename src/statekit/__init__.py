@@ -36,6 +36,7 @@ from ._scope import (
     user,
 )
 from ._store import Store, StoreAtom
+from .config import ConfigChange, ConfigManager, VersionedConfig
 from .exceptions import (
     ActionError,
     CycleError,
@@ -51,23 +52,31 @@ from .exceptions import (
     ValidationError,
     VersionConflict,
 )
+from .machine import (  # machine.State stays there: sk.State is the model
+    AsyncStateMachine,
+    StateMachine,
+)
 
 __version__ = "0.1.0"
 
 # Public names whose modules import optional dependencies: loaded on first
 # access so that ``import statekit`` stays free of third-party imports.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {"ImmutableState": ".immutable", "StateRef": ".immutable"}
 
 __all__ = [
     "ActionError",
     "AsyncComputed",
+    "AsyncStateMachine",
     "Atom",
     "Computed",
+    "ConfigChange",
+    "ConfigManager",
     "CycleError",
     "DisposedError",
     "Effect",
     "FrozenDict",
     "FrozenList",
+    "ImmutableState",
     "InvalidDefinition",
     "PatchError",
     "PatchTestFailed",
@@ -75,12 +84,15 @@ __all__ = [
     "ReadOnlyError",
     "Scope",
     "ScopeError",
+    "StateMachine",
+    "StateRef",
     "StatekitError",
     "Store",
     "StoreAtom",
     "TransitionNotAllowed",
     "ValidationError",
     "VersionConflict",
+    "VersionedConfig",
     "app_scope",
     "atom",
     "batch",

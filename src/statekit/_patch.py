@@ -119,19 +119,34 @@ def _freeze(value: Any) -> Any:
     result: Any = None
     while stack:
         frame = stack[-1]
-        if frame.pos < len(frame.values):
-            child = frame.values[frame.pos]
-            frame.pos += 1
+        values, out, pos = frame.values, frame.out, frame.pos
+        if pos == 0 and _PLAIN.issuperset(map(type, values)):
+            # All strings, ints, bools and nulls (checked in C): nothing to visit.
+            out.extend(values)
+            pos = len(values)
+        child: Any = None
+        # The tight loop takes the common case (scalars) without a call.
+        while pos < len(values):
+            child = values[pos]
+            pos += 1
+            kind = type(child)
+            if kind in _PLAIN or (kind is float and math.isfinite(child)):
+                out.append(child)
+                continue
+            break
+        else:
+            child = _DONE
+        frame.pos = pos
+        if child is not _DONE:
+            key = frame.keys[pos - 1] if frame.keys is not None else str(pos - 1)
             try:
                 if not _is_container(child):
-                    frame.out.append(child)
+                    out.append(child)  # a str/int/float subclass
                     continue
-                key = frame.keys[frame.pos - 1] if frame.keys is not None else str(frame.pos - 1)
                 if id(child) in on_stack:
                     raise _NotJson((), "the value contains itself")
                 child_frame = _Frame(child, key)
             except _NotJson as exc:
-                key = frame.keys[frame.pos - 1] if frame.keys is not None else str(frame.pos - 1)
                 raise _NotJson(_where(stack, key), exc.reason) from None
             stack.append(child_frame)
             on_stack.add(id(child))
@@ -141,9 +156,9 @@ def _freeze(value: Any) -> Any:
         if frame.same:
             built = frame.source
         elif frame.keys is not None:
-            built = FrozenDict(zip(frame.keys, frame.out, strict=True))
+            built = FrozenDict(zip(frame.keys, out, strict=True))
         else:
-            built = FrozenList(frame.out)
+            built = FrozenList(out)
         if stack:
             parent = stack[-1]
             if built is not parent.values[parent.pos - 1]:
@@ -152,6 +167,10 @@ def _freeze(value: Any) -> Any:
         else:
             result = built
     return result
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+_DONE: Any = object()
 
 
 def _where(stack: list[_Frame], key: str) -> tuple[str, ...]:
@@ -545,7 +564,9 @@ def inverse(doc_before: Any, op: Mapping[str, Any]) -> list[Op]:
 def _run(
     doc: Any, ops: Iterable[Mapping[str, Any]], *, want_inverse: bool
 ) -> tuple[Any, list[Op], list[Op]]:
-    if isinstance(ops, (str, bytes, bytearray, Mapping)) or not isinstance(ops, Iterable):
+    if type(ops) is not list and (
+        isinstance(ops, (str, bytes, bytearray, Mapping)) or not isinstance(ops, Iterable)
+    ):
         raise PatchError(f"a JSON Patch is a list of operations, not {type(ops).__name__}")
     owned: _Owned = {}
     applied: list[Op] = []
@@ -577,7 +598,8 @@ class _Checked(NamedTuple):
 
 def _check(number: int, op: Any) -> _Checked:
     """Validate one operation object; return (op, parts, from parts, value)."""
-    if not isinstance(op, Mapping):
+    # type() first: the ABC check of isinstance(op, Mapping) is slow.
+    if type(op) is not dict and type(op) is not FrozenDict and not isinstance(op, Mapping):
         raise PatchError(f"op {number}: an operation is an object, not {type(op).__name__}")
     if "op" not in op:
         raise PatchError(f"op {number}: missing member 'op'")

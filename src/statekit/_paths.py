@@ -49,6 +49,8 @@ _CACHE_SIZE = 4096
 # hit the interpreter's digit limit).
 _MAX_INDEX_DIGITS = 18
 
+_ABSENT: Any = object()  # None is a JSON value, so "no such key" needs its own marker
+
 
 def parse(path: str | Sequence[str | int]) -> tuple[str, ...]:
     """Return the parts of ``path`` as a tuple of decoded strings.
@@ -163,11 +165,18 @@ def get(doc: Any, parts: Sequence[str]) -> Any:
         # Inlined (rather than calling step()) because get() is the hot path
         # of every store read.
         if isinstance(node, dict):
-            try:
-                node = node[part]
-            except KeyError:
-                raise PathError(format(parts), part, f"no key {part!r} in object") from None
+            # dict.get, not node[part]: a __missing__ (defaultdict) must not
+            # create the key we are only reading.
+            node = dict.get(node, part, _ABSENT)
+            if node is _ABSENT:
+                raise PathError(format(parts), part, f"no key {part!r} in object")
         elif isinstance(node, list):
+            # Fast path for a canonical in-range index; index() explains the rest.
+            if part.isdigit() and part.isascii() and (part[0] != "0" or len(part) == 1):
+                at = int(part) if len(part) <= _MAX_INDEX_DIGITS else len(node)
+                if at < len(node):
+                    node = node[at]
+                    continue
             node = node[index(parts, part, len(node), end_ok=False)]
         else:
             raise PathError(format(parts), part, f"cannot index into {type_name(node)}")
@@ -196,10 +205,10 @@ def step(node: Any, part: str, parts: Sequence[str]) -> Any:
     on the way.
     """
     if isinstance(node, dict):
-        try:
-            return node[part]
-        except KeyError:
-            raise PathError(format(parts), part, f"no key {part!r} in object") from None
+        child = dict.get(node, part, _ABSENT)
+        if child is _ABSENT:
+            raise PathError(format(parts), part, f"no key {part!r} in object")
+        return child
     if isinstance(node, list):
         return node[index(parts, part, len(node), end_ok=False)]
     raise PathError(format(parts), part, f"cannot index into {type_name(node)}")

@@ -1,0 +1,1 @@
+"""Façades that let code written for other state libraries run on statekit."""
