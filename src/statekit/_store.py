@@ -505,6 +505,42 @@ class Store(Definition):
 
         return register
 
+    # ------------------------------------------------------------ HTML helpers
+
+    def react(self, path: str | Sequence[str] = "", *, tag: str = "span", **attrs: Any) -> str:
+        """HTML showing the value at ``path``, kept live by the JS client (``data-sk-text``).
+
+        Outside a scope that has this store (a user store with no user) the
+        element starts empty and the client fills it in.
+
+        Example:
+            >>> import statekit as sk
+            >>> sk.Store({"n": 1}, name="counter").react("n")
+            '<span data-sk-text="counter:/n">1</span>'
+        """
+        from .exceptions import ScopeError
+        from .server._html import react
+
+        parts = _paths.parse(path)
+        try:
+            value = self.get(parts)
+        except ScopeError:
+            value = None
+        return react(self.name, _paths.format(parts), value, tag=tag, **attrs)
+
+    @property
+    def do(self) -> Any:
+        """``onclick`` code of writes through the client: ``do.update(path, delta)``, ``do.set``.
+
+        Example:
+            >>> import statekit as sk
+            >>> sk.Store({"n": 1}, name="counter").do.update("n", 1)
+            "statekit.update('counter','/n',1)"
+        """
+        from .server._html import Do
+
+        return Do(self.name)
+
     def __repr__(self) -> str:
         return f"<Store {self.name!r} scope={self.scope!r}>"
 
