@@ -398,20 +398,32 @@ def _replace(
         old = parent.get(last, _MISSING)
         if old is _MISSING and not add_key:
             raise _missing_key(parts)
-        if old is value:
+        if _unchanged(old, value):
             return doc, old
         new = _writable(parent, owned)
         dict.__setitem__(new, last, value)
     elif isinstance(parent, list):
         at = _paths.index(parts, last, len(parent), end_ok=False)
         old = parent[at]
-        if old is value:
+        if _unchanged(old, value):
             return doc, old
         new = _writable(parent, owned)
         list.__setitem__(new, at, value)
     else:
         raise _no_container(parts, parent)
     return _rebuild(chain, keys, new, owned), old
+
+
+def _unchanged(old: Any, new: Any) -> bool:
+    """Whether replacing ``old`` by ``new`` changes nothing (so nothing is copied).
+
+    Containers only by identity (comparing them would cost their size);
+    scalars by value and exact type, so ``True`` never stands for ``1``.
+    """
+    return old is new or (type(old) is type(new) and type(new) in _SCALAR and old == new)
+
+
+_SCALAR = frozenset({str, int, float, bool})
 
 
 class _Refused(Exception):

@@ -23,10 +23,16 @@ from . import _engine, _patch, _paths
 from ._computed import Computed
 from ._definition import Definition
 from ._engine import ComputedNode, Node, SignalNode
-from ._frozen import freeze, thaw
+from ._frozen import FrozenList, thaw
 from ._scope import Scope
 from ._subscribe import subscribe_node
-from .exceptions import InvalidDefinition, PathError, StatekitError, ValidationError
+from .exceptions import (
+    InvalidDefinition,
+    PatchError,
+    PathError,
+    StatekitError,
+    ValidationError,
+)
 
 __all__ = ["Store", "StoreAtom"]
 
@@ -36,6 +42,13 @@ PatchListener = Callable[[list[dict[str, Any]], int], Any]
 
 _MISSING: Any = object()  # the value at a path that does not exist
 _BATCH = _engine.Batch()
+_ident = threading.get_ident
+
+# Views (one tracked node per path read in a tracked context) that nobody
+# watches any more are pruned when the dict reaches this size, and then at
+# twice the number left: amortized O(1) per new view, and the dict never
+# holds more than about twice the paths being watched.
+_MIN_PRUNE = 256
 
 
 class _Commit:
@@ -52,16 +65,18 @@ class _StoreState(Node):
     """One scope's copy of a store."""
 
     __slots__ = (
-        "_tx_depth",
-        "_tx_doc",
-        "_tx_inverse",
-        "_tx_ops",
         "delivering",
         "lock",
         "outbox",
         "patch_listeners",
+        "prune_at",
         "redo",
         "root",
+        "tx_depth",
+        "tx_doc",
+        "tx_inverse",
+        "tx_ops",
+        "tx_thread",
         "undo",
         "version",
         "views",
@@ -72,6 +87,7 @@ class _StoreState(Node):
         self.root = SignalNode(store._initial, f"{store.name}:/", scope, _identical)
         self.version = 0
         self.views: dict[tuple[str, ...], ComputedNode] = {}
+        self.prune_at = _MIN_PRUNE
         self.patch_listeners: list[PatchListener] = []
         # Commits waiting for their patch listeners, delivered in version order
         # by one thread at a time, outside the lock.
@@ -80,10 +96,19 @@ class _StoreState(Node):
         self.undo: deque[_Commit] = deque(maxlen=store._history)
         self.redo: list[_Commit] = []
         self.lock = threading.RLock()
-        self._tx_depth = 0
-        self._tx_doc: Any = None
-        self._tx_ops: list[dict[str, Any]] = []
-        self._tx_inverse: list[dict[str, Any]] = []
+        # The open transaction (held by one thread, under ``lock``): its
+        # working document, its ops and the undo ops of each change.
+        self.tx_depth = 0
+        self.tx_thread = 0
+        self.tx_doc: Any = None
+        self.tx_ops: list[dict[str, Any]] = []
+        self.tx_inverse: list[list[dict[str, Any]]] = []
+
+    def current(self) -> Any:
+        """The document as this thread sees it: its own open transaction's, or the committed one."""
+        if self.tx_depth and self.tx_thread == _ident():
+            return self.tx_doc
+        return self.root.value
 
 
 def _identical(old: Any, new: Any) -> bool:
@@ -91,14 +116,35 @@ def _identical(old: Any, new: Any) -> bool:
     return old is new
 
 
+def _same_value(old: Any, new: Any) -> bool:
+    # What a listener compares: a subtree rebuilt equal (a wholesale replace
+    # with the same content) is not a change worth a call.
+    if old is new:
+        return True
+    if old is _MISSING or new is _MISSING:
+        return False
+    return _patch.json_equal(old, new)
+
+
+class _Target(Node):
+    """What a store listener subscribes to: a name, an owner and an equality."""
+
+    __slots__ = ("equals",)
+
+    def __init__(self, name: str, owner: Any) -> None:
+        super().__init__(0, name, owner)
+        self.equals = _same_value
+
+
 class Store(Definition):
-    """A path-addressed document of JSON-like values, with one copy per scope.
+    """A path-addressed document of JSON values, with one copy per scope.
 
     Paths are RFC 6901 JSON Pointers; the leading ``/`` may be left out. A
     path that does not exist raises :class:`~statekit.PathError` and changes
     nothing: keys are never created silently (``add`` and ``atom`` create
-    them on purpose). Values handed out are frozen (read-only ``list`` and
-    ``dict`` subclasses), so state only changes through the store's methods.
+    them on purpose; ``set`` only replaces). Values handed out are frozen
+    (read-only ``list`` and ``dict`` subclasses), so state only changes
+    through the store's methods.
 
     Example:
         >>> import statekit as sk
@@ -113,7 +159,7 @@ class Store(Definition):
         >>> todos.get("todo/5")
         Traceback (most recent call last):
         ...
-        statekit.exceptions.PathError: path '/todo/5': part '5': index 5 out of range (length 1)
+        statekit.exceptions.PathError: path '/todo/5': part '5': index 5 out of range...'todos'
     """
 
     __slots__ = ("_history", "_initial", "_schema", "_selectors", "writable")
@@ -129,7 +175,17 @@ class Store(Definition):
         writable: Sequence[str] | None = None,
     ) -> None:
         super().__init__(name, scope, "store")
-        document = freeze(dict(initial or {}))
+        if initial is not None and not isinstance(initial, Mapping):
+            raise TypeError(
+                f"store {self.name!r}: the initial document is an object (a mapping), "
+                f"not {type(initial).__name__}"
+            )
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise ValueError(f"store {self.name!r}: history= is a number of steps >= 0")
+        try:
+            document = _patch.freeze_json(dict(initial or {}))
+        except PatchError as exc:
+            raise PatchError(f"store {self.name!r}: initial document: {exc}") from None
         self._schema = schema
         if schema is not None:
             document = self._validated(document)
@@ -138,7 +194,7 @@ class Store(Definition):
         self._selectors: dict[str, Computed[Any]] = {}
         #: Paths clients of the sync server may write (server-side code may write anything).
         self.writable: tuple[str, ...] = tuple(
-            _paths.format(_paths.parse(path)) for path in writable or ()
+            _paths.format(self._parse(path)) for path in writable or ()
         )
 
     # ------------------------------------------------------------ plumbing
@@ -149,6 +205,19 @@ class Store(Definition):
     def _state(self) -> _StoreState:
         return self._node()  # type: ignore[no-any-return]
 
+    def _named(self, exc: Exception) -> Exception:
+        """``exc`` (raised by _paths/_patch) re-made to name this store."""
+        where = f"store {self.name!r}"
+        if isinstance(exc, PathError):
+            return PathError(exc.path, exc.part, f"{exc.reason} in {where}")
+        return type(exc)(f"{where}: {exc}")
+
+    def _parse(self, path: str | Sequence[str]) -> tuple[str, ...]:
+        try:
+            return _paths.parse(path)
+        except PathError as exc:
+            raise self._named(exc) from None
+
     def _validated(self, document: Any) -> Any:
         schema = self._schema
         if schema is None:
@@ -157,24 +226,39 @@ class Store(Definition):
             model = schema.model_validate(thaw(document))
         except Exception as exc:  # pydantic.ValidationError, kept lazy
             raise ValidationError(f"store {self.name!r}: {exc}") from exc
-        return freeze(model.model_dump(mode="json"))
+        return _patch.freeze_json(model.model_dump(mode="json"))
 
-    def _view(self, state: _StoreState, parts: tuple[str, ...]) -> ComputedNode:
-        """The tracked node of one path: changes only when that subtree does."""
-        node = state.views.get(parts)
-        if node is None:
-            root = state.root
+    def _read_view(self, state: _StoreState, parts: tuple[str, ...]) -> Any:
+        """Read (and track) the node of one path: it changes only when that subtree does.
 
-            def select() -> Any:
-                try:
-                    return _paths.get(_engine.read_signal(root), parts)
-                except PathError:
-                    return _MISSING
+        The lookup and the read happen under the engine lock, so a prune on
+        another thread can never drop a view between the two: once read in a
+        tracked context, a view has a subscriber and is kept.
+        """
+        with _engine.lock:
+            node = state.views.get(parts)
+            if node is None:
+                node = self._new_view(state, parts)
+            return _engine.read_computed(node)
 
-            node = ComputedNode(
-                select, f"{self.name}:{_paths.format(parts)}", state.owner, _identical
-            )
-            state.views[parts] = node
+    def _new_view(self, state: _StoreState, parts: tuple[str, ...]) -> ComputedNode:
+        views = state.views
+        if len(views) >= state.prune_at:
+            for key, view in list(views.items()):
+                if view.subs is None:
+                    del views[key]
+                    _engine.dispose_node(view)  # unlinks it from the root
+            state.prune_at = max(_MIN_PRUNE, 2 * len(views))
+        root = state.root
+
+        def select() -> Any:
+            try:
+                return _paths.get(_engine.read_signal(root), parts)
+            except PathError:
+                return _MISSING
+
+        node = ComputedNode(select, f"{self.name}:{_paths.format(parts)}", state.owner, _identical)
+        views[parts] = node
         return node
 
     # ------------------------------------------------------------ reading
@@ -184,29 +268,41 @@ class Store(Definition):
 
         ``store.get("remaining")`` also reads a selector declared with
         :meth:`selector`.
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"a~b": {"c/d": [10, 20]}})
+            >>> s.get("/a~0b/c~1d/1"), s.get(["a~b", "c/d", 0])
+            (20, 10)
         """
         state = self._state()
-        parts = _paths.parse(path)
+        parts = self._parse(path)
         if len(parts) == 1 and parts[0] in self._selectors:
             return self._selectors[parts[0]].value
-        if state._tx_depth and state.lock._is_owned():  # type: ignore[attr-defined]
-            return _paths.get(state._tx_doc, parts)  # our own transaction's changes
-        if _engine.active_node() is None:
-            return _paths.get(state.root.value, parts)
-        value = _engine.read_computed(self._view(state, parts))
-        if value is _MISSING:
-            return _paths.get(state.root.value, parts)  # raises the precise PathError
-        return value
+        if state.tx_depth and state.tx_thread == _ident():
+            doc = state.tx_doc  # our own transaction's changes, untracked
+        elif _engine.active_node() is None:
+            doc = state.root.value
+        else:
+            value = self._read_view(state, parts)
+            if value is not _MISSING:
+                return value
+            doc = state.root.value  # raises the precise PathError below
+        try:
+            return _paths.get(doc, parts)
+        except PathError as exc:
+            raise self._named(exc) from None
 
     def has(self, path: str | Sequence[str]) -> bool:
-        """Whether ``path`` exists (untracked)."""
-        state = self._state()
-        doc = state._tx_doc if state._tx_depth and state.lock._is_owned() else state.root.value  # type: ignore[attr-defined]
-        try:
-            _paths.get(doc, _paths.parse(path))
-        except PathError:
-            return False
-        return True
+        """Whether ``path`` exists (untracked).
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"xs": [1]})
+            >>> s.has("xs/0"), s.has("xs/1"), s.has("ys")
+            (True, False, False)
+        """
+        return _paths.exists(self._state().current(), self._parse(path))
 
     def snapshot(self) -> Any:
         """The whole document, frozen: cheap, and safe to keep.
@@ -217,7 +313,7 @@ class Store(Definition):
             >>> snap = s.snapshot(); s.set("n", 2); s.restore(snap); s.get("n")
             1
         """
-        return self._state().root.value
+        return self._state().current()
 
     @property
     def version(self) -> int:
@@ -236,25 +332,54 @@ class Store(Definition):
             >>> s.snapshot()
             {'b': 2}
         """
-        self._commit(lambda doc: _patch.apply(doc, ops))
+        self._commit(lambda doc: ops)
 
     def set(self, path: str | Sequence[str], value: Any) -> None:
-        """Replace the value at an existing ``path`` (or add a new key to an existing object)."""
-        parts = _paths.parse(path)
-        self._commit(lambda doc: _patch.apply(doc, [_set_op(doc, parts, value)]))
+        """Replace the value at ``path``, which must exist (use :meth:`add` to create a key).
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"user": {"name": "ann"}}, name="s")
+            >>> s.set("user/name", "bob"); s.get("user")
+            {'name': 'bob'}
+            >>> s.set("user/nmae", "eve")
+            Traceback (most recent call last):
+            ...
+            statekit.exceptions.PathError: path '/user/nmae': part 'nmae': no key...store 's'
+        """
+        ops = [{"op": "replace", "path": _paths.format(self._parse(path)), "value": value}]
+        self._commit(lambda doc: ops)
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
-        """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key."""
-        ops = [{"op": "add", "path": _paths.format(_paths.parse(path)), "value": value}]
-        self._commit(lambda doc: _patch.apply(doc, ops))
+        """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"xs": [1, 3]})
+            >>> s.add("xs/1", 2); s.add("xs/-", 4); s.add("label", "n"); s.snapshot()
+            {'xs': [1, 2, 3, 4], 'label': 'n'}
+        """
+        ops = [{"op": "add", "path": _paths.format(self._parse(path)), "value": value}]
+        self._commit(lambda doc: ops)
 
     def delete(self, path: str | Sequence[str]) -> None:
-        """Remove the value at ``path`` (which must exist)."""
-        ops = [{"op": "remove", "path": _paths.format(_paths.parse(path))}]
-        self._commit(lambda doc: _patch.apply(doc, ops))
+        """Remove the value at ``path`` (which must exist).
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"a": 1, "xs": [1, 2]})
+            >>> s.delete("a"); s.delete("xs/0"); s.snapshot()
+            {'xs': [2]}
+        """
+        ops = [{"op": "remove", "path": _paths.format(self._parse(path))}]
+        self._commit(lambda doc: ops)
 
     def update(self, path: str | Sequence[str], fn: Callable[[Any], Any]) -> Any:
         """Atomically replace the value at ``path`` by ``fn(old)``; return the new value.
+
+        ``fn`` runs under the store's lock with the current (frozen) value, so
+        concurrent updates never lose one another's change; keep it short and
+        free of side effects.
 
         Example:
             >>> import statekit as sk
@@ -262,31 +387,54 @@ class Store(Definition):
             >>> s.update("count", lambda n: n + 1)
             1
         """
-        parts = _paths.parse(path)
+        parts = self._parse(path)
+        pointer = _paths.format(parts)
         result: list[Any] = []
 
-        def change(doc: Any) -> tuple[Any, list[dict[str, Any]]]:
-            new = freeze(fn(_paths.get(doc, parts)))
+        def change(doc: Any) -> list[dict[str, Any]]:
+            try:
+                old = _paths.get(doc, parts)
+            except PathError as exc:
+                raise PathError(exc.path, exc.part, f"{exc.reason} (update)") from None
+            new = _patch.freeze_json(fn(old), pointer)
             result.append(new)
-            return _patch.apply(doc, [_set_op(doc, parts, new)])
+            return [{"op": "replace", "path": pointer, "value": new}]
 
         self._commit(change)
-        return result[0]
+        return result[-1]
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
-        """Replace the whole document (one ``replace`` of the root)."""
+        """Replace the whole document (one ``replace`` of the root, undoable).
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"n": 1})
+            >>> s.restore({"n": 5, "m": 6}); s.snapshot()
+            {'n': 5, 'm': 6}
+        """
         ops = [{"op": "replace", "path": "", "value": snapshot}]
-        self._commit(lambda doc: _patch.apply(doc, ops))
+        self._commit(lambda doc: ops)
 
     def reset(self) -> None:
-        """Back to the initial document (recorded, undoable)."""
+        """Back to the initial document (recorded, undoable).
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"n": 1})
+            >>> s.set("n", 2); s.reset(); s.get("n")
+            1
+        """
         self.restore(self._initial)
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """Group changes into one commit: one patch, one notification, one undo step.
 
-        If the block raises, every change made in it is rolled back.
+        Inside the block, this thread reads its own uncommitted changes;
+        other threads see the document as it was until the block ends (and
+        wait to write). If the block raises, every change made in it is
+        rolled back; a nested transaction that raises rolls back only its own
+        changes. With ``schema=``, the document is validated once, at the end.
 
         Example:
             >>> import statekit as sk
@@ -299,49 +447,87 @@ class Store(Definition):
         """
         state = self._state()
         with _BATCH, state.lock:
-            state._tx_depth += 1
-            if state._tx_depth == 1:
-                state._tx_doc = state.root.value
-                state._tx_ops = []
-                state._tx_inverse = []
+            if state.tx_depth == 0:
+                state.tx_doc = state.root.value
+                state.tx_ops = []
+                state.tx_inverse = []
+                state.tx_thread = _ident()
+            saved = (state.tx_doc, len(state.tx_ops), len(state.tx_inverse))
+            state.tx_depth += 1
             try:
                 yield self
             except BaseException:
-                if state._tx_depth == 1:
-                    state._tx_ops, state._tx_inverse, state._tx_doc = [], [], None
+                # Roll back to where this (possibly nested) block began.
+                state.tx_doc = saved[0]
+                del state.tx_ops[saved[1] :]
+                del state.tx_inverse[saved[2] :]
                 raise
             finally:
-                state._tx_depth -= 1
-            if state._tx_depth == 0:
-                ops, inverse, doc = state._tx_ops, state._tx_inverse, state._tx_doc
-                state._tx_ops, state._tx_inverse, state._tx_doc = [], [], None
-                if ops:
-                    self._publish(state, doc, ops, inverse[::-1], record=True)
+                state.tx_depth -= 1
+                if state.tx_depth == 0:
+                    base, doc, ops, chunks = (
+                        state.root.value,
+                        state.tx_doc,
+                        state.tx_ops,
+                        state.tx_inverse,
+                    )
+                    state.tx_doc, state.tx_ops, state.tx_inverse = None, [], []
+                    state.tx_thread = 0
+            if state.tx_depth == 0 and doc is not base:
+                inverse = [op for chunk in reversed(chunks) for op in chunk]
+                if self._schema is not None:
+                    doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)
+                self._publish(state, doc, ops, inverse, record=True)
         self._deliver(state)
 
-    def _commit(
-        self,
-        change: Callable[[Any], tuple[Any, list[dict[str, Any]]]],
-        record: bool = True,
-    ) -> None:
+    def _commit(self, change: Callable[[Any], Sequence[Op]]) -> None:
         state = self._state()
+        if isinstance(_engine.active_node(), ComputedNode):
+            # Refused before taking the lock: a computed evaluates under the
+            # engine lock, and waiting for the store's lock there could deadlock.
+            raise StatekitError(
+                f"a computed tried to write store {self.name!r}: computed values must "
+                "not have side effects (use an effect or an action)"
+            )
         # The batch ends after the lock is released: effects and listeners
         # never run under the store's lock.
         with _BATCH, state.lock:
-            base = state._tx_doc if state._tx_depth else state.root.value
-            doc, ops = change(base)
-            if not ops:
+            in_tx = state.tx_depth != 0
+            base = state.tx_doc if in_tx else state.root.value
+            try:
+                doc, ops, inverse = _patch.apply_with_inverse(base, change(base))
+            except (PathError, PatchError) as exc:
+                raise self._named(exc) from None
+            if doc is base:
+                return  # nothing changed: no version, no notification
+            if not isinstance(doc, dict):
+                raise PatchError(
+                    f"store {self.name!r}: the document must stay an object, "
+                    f"not become {_paths.type_name(doc)}"
+                )
+            if in_tx:
+                state.tx_doc = doc
+                state.tx_ops.extend(ops)
+                state.tx_inverse.append(inverse)
                 return
             if self._schema is not None:
-                doc = self._validated(doc)
-            inverse = _inverse_of(base, ops)
-            if state._tx_depth:
-                state._tx_doc = doc
-                state._tx_ops.extend(ops)
-                state._tx_inverse.extend(inverse[::-1])
-                return
-            self._publish(state, doc, ops, inverse, record=record)
+                doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)
+            self._publish(state, doc, ops, inverse, record=True)
         self._deliver(state)
+
+    def _schema_checked(
+        self, base: Any, doc: Any, ops: list[dict[str, Any]], inverse: list[dict[str, Any]]
+    ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+        """Validate ``doc``; if the schema coerced it, record the coercion too."""
+        validated = self._validated(doc)  # raises: nothing was published
+        if _patch.json_equal(validated, doc):
+            return doc, ops, inverse
+        # The schema changed the document (coercion, defaults): the ops as
+        # sent no longer describe the result, so the commit replaces the
+        # document as validated, keeping the stream replayable.
+        replace = _patch.apply(doc, [{"op": "replace", "path": "", "value": validated}])[1]
+        undo = _patch.apply(validated, [{"op": "replace", "path": "", "value": base}])[1]
+        return validated, ops + replace, undo
 
     def _publish(
         self,
@@ -359,7 +545,7 @@ class Store(Definition):
         state.version += 1
         _engine.write_signal(state.root, doc)
         if state.patch_listeners:
-            state.outbox.append((ops, state.version))
+            state.outbox.append((FrozenList(ops), state.version))
 
     def _deliver(self, state: _StoreState) -> None:
         """Hand queued commits to patch listeners, in order, outside the lock."""
@@ -384,33 +570,46 @@ class Store(Definition):
 
     # ------------------------------------------------------------ history
 
-    def undo(self) -> bool:
-        """Undo the last change (bounded by ``history=``); return whether there was one."""
+    def _step(self, *, back: bool) -> bool:
         state = self._state()
         with _BATCH, state.lock:
-            if state._tx_depth:
-                raise StatekitError(f"store {self.name!r}: undo() inside a transaction")
-            if not state.undo:
+            if state.tx_depth:
+                name = "undo" if back else "redo"
+                raise StatekitError(f"store {self.name!r}: {name}() inside a transaction")
+            source, target = (state.undo, state.redo) if back else (state.redo, state.undo)
+            if not source:
                 return False
-            commit = state.undo.pop()
-            doc, ops = _patch.apply(state.root.value, commit.inverse)
-            state.redo.append(commit)
-            self._publish(state, doc, ops, commit.ops, record=False)
+            commit = source.pop()
+            forward, backward = (
+                (commit.inverse, commit.ops) if back else (commit.ops, commit.inverse)
+            )
+            doc, ops = _patch.apply(state.root.value, forward)
+            target.append(commit)
+            self._publish(state, doc, ops, backward, record=False)
         self._deliver(state)
         return True
 
+    def undo(self) -> bool:
+        """Undo the last change (bounded by ``history=``); return whether there was one.
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"n": 1})
+            >>> s.set("n", 2); s.undo(), s.get("n"), s.undo()
+            (True, 1, False)
+        """
+        return self._step(back=True)
+
     def redo(self) -> bool:
-        """Redo the last undone change; return whether there was one."""
-        state = self._state()
-        with _BATCH, state.lock:
-            if not state.redo:
-                return False
-            commit = state.redo.pop()
-            doc, ops = _patch.apply(state.root.value, commit.ops)
-            state.undo.append(commit)
-            self._publish(state, doc, ops, commit.inverse, record=False)
-        self._deliver(state)
-        return True
+        """Redo the last undone change; return whether there was one.
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"n": 1})
+            >>> s.set("n", 2); _ = s.undo(); s.redo(), s.get("n")
+            (True, 2)
+        """
+        return self._step(back=False)
 
     # ------------------------------------------------------------ listening
 
@@ -421,7 +620,8 @@ class Store(Definition):
 
         Fires for changes at, under or above ``path`` (anything that changes
         what ``get(path)`` returns) and not for unrelated ones. A path that
-        stops existing is reported as ``None``.
+        stops existing is reported as ``None``. Each call runs outside every
+        lock; one that raises is reported and does not stop the others.
 
         Example:
             >>> import statekit as sk
@@ -434,33 +634,61 @@ class Store(Definition):
             [{'done': True}]
         """
         state = self._state()
-        node = self._view(state, _paths.parse(path))
+        parts = self._parse(path)
+        if len(parts) == 1 and parts[0] in self._selectors:
+            return self._selectors[parts[0]].subscribe(callback)
+
+        def read(_: Any) -> Any:
+            return self._read_view(state, parts)
 
         def deliver(value: Any) -> None:
             callback(None if value is _MISSING else value)
 
-        return subscribe_node(node, _engine.read_computed, deliver)
+        # The target only lends an owner, a name and the equality; reads go
+        # through the views, looked up afresh each time, so pruning never
+        # strands a listener on a dropped view.
+        target = _Target(f"{self.name}:{_paths.format(parts)}", state.owner)
+        return subscribe_node(target, read, deliver)
 
     def on_patch(self, callback: PatchListener) -> Callable[[], None]:
         """Call ``callback(ops, version)`` after every commit; return ``off``.
 
         ``ops`` are the RFC 6902 operations of the change, whichever method
-        made it (set, update, patch, undo, restore...), in order.
+        made it (set, update, patch, undo, restore...), in order, frozen.
+        Commits are delivered in version order, one at a time, outside the
+        store's lock (a commit made by a listener is delivered after the
+        current one).
+
+        Example:
+            >>> import statekit as sk
+            >>> s = sk.Store({"n": 1})
+            >>> off = s.on_patch(lambda ops, version: print(version, ops))
+            >>> s.update("n", lambda n: n + 1)
+            1 [{'op': 'replace', 'path': '/n', 'value': 2}]
+            2
         """
         state = self._state()
         with state.lock:
             state.patch_listeners.append(callback)
+        # ``off`` keeps the callback only until it is called: a caller that
+        # keeps ``off`` around does not keep the listener alive.
+        held: list[PatchListener] = [callback]
+        del callback
 
         def off() -> None:
             with state.lock:
-                if callback in state.patch_listeners:
-                    state.patch_listeners.remove(callback)
+                if held:
+                    listener = held.pop()
+                    for at, candidate in enumerate(state.patch_listeners):
+                        if candidate is listener:
+                            del state.patch_listeners[at]
+                            break
 
         return off
 
     # ------------------------------------------------------------ derived
 
-    def atom(self, key: str, default: Any = None) -> StoreAtom[Any]:
+    def atom(self, key: str | Sequence[str], default: Any = None) -> StoreAtom[Any]:
         """Declare ``key`` (added with ``default`` if missing) and return an atom-like handle.
 
         Example:
@@ -471,16 +699,19 @@ class Store(Definition):
             >>> form.get("email")
             'a@b.c'
         """
-        parts = _paths.parse(key)
-        if not self.has(parts):
-            self.add(parts, default)
+        parts = self._parse(key)
+        add = [{"op": "add", "path": _paths.format(parts), "value": default}]
+        # Checked and added in one commit (under the lock): two threads
+        # declaring the same key never overwrite a value set in between.
+        self._commit(lambda doc: () if _paths.exists(doc, parts) else add)
         return StoreAtom(self, parts, default)
 
     def selector(self, key: str) -> Callable[[Callable[[Callable[[str], Any]], T]], Computed[T]]:
         """Declare a derived value ``key`` computed from ``get(path)`` reads.
 
         Dependencies are tracked on every run, so a selector that reads ``a``
-        or ``b`` depending on a flag follows the flag.
+        or ``b`` depending on a flag follows the flag. Like every computed it
+        is lazy: nobody watching it, no work on writes.
 
         Example:
             >>> import statekit as sk
@@ -545,27 +776,6 @@ class Store(Definition):
         return f"<Store {self.name!r} scope={self.scope!r}>"
 
 
-def _set_op(doc: Any, parts: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """``replace`` for an existing path, ``add`` for a new key of an existing object."""
-    path = _paths.format(parts)
-    if not parts:
-        return {"op": "replace", "path": path, "value": value}
-    parent = _paths.get(doc, parts[:-1])
-    if isinstance(parent, dict) and parts[-1] not in parent:
-        return {"op": "add", "path": path, "value": value}
-    return {"op": "replace", "path": path, "value": value}
-
-
-def _inverse_of(doc: Any, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ops that undo ``ops`` (applied in order to ``doc``), in undo order."""
-    inverse: list[dict[str, Any]] = []
-    current = doc
-    for op in ops:
-        inverse[:0] = _patch.inverse(current, op)
-        current, _ = _patch.apply(current, [op])
-    return inverse
-
-
 class StoreAtom(Generic[T]):
     """An atom-like handle on one key of a store (see :meth:`Store.atom`).
 
@@ -582,7 +792,7 @@ class StoreAtom(Generic[T]):
     def __init__(self, store: Store, parts: tuple[str, ...], default: Any) -> None:
         self._store = store
         self._parts = parts
-        self._default = freeze(default)
+        self._default = _patch.freeze_json(default, parts)
 
     @property
     def path(self) -> str:
@@ -615,8 +825,8 @@ class StoreAtom(Generic[T]):
         return _engine.untracked_call(lambda: self._store.get(self._parts))  # type: ignore[no-any-return]
 
     def reset(self) -> None:
-        """Back to the declared default."""
-        self._store.set(self._parts, self._default)
+        """Back to the declared default (not ``None``), re-adding the key if it was deleted."""
+        self._store.add(self._parts, self._default)
 
     def subscribe(self, callback: Callable[[T], Any]) -> Callable[[], None]:
         """Call ``callback(value)`` after each change; return ``off``."""
