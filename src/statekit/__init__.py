@@ -61,7 +61,11 @@ __version__ = "0.1.0"
 
 # Public names whose modules import optional dependencies: loaded on first
 # access so that ``import statekit`` stays free of third-party imports.
-_LAZY: dict[str, str] = {"ImmutableState": ".immutable", "StateRef": ".immutable"}
+_LAZY: dict[str, str] = {
+    "ImmutableState": ".immutable",
+    "State": "._model",
+    "StateRef": ".immutable",
+}
 
 __all__ = [
     "ActionError",
@@ -84,6 +88,7 @@ __all__ = [
     "ReadOnlyError",
     "Scope",
     "ScopeError",
+    "State",
     "StateMachine",
     "StateRef",
     "StatekitError",

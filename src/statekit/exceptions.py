@@ -152,11 +152,31 @@ class PatchTestFailed(PatchError):
 class ValidationError(StatekitError, ValueError):
     """A value was refused by a schema, a model or a validator.
 
+    ``model`` and ``field`` name what refused it when a ``State`` model did
+    (``field`` is ``None`` for a whole-model check such as creation or
+    ``restore``); ``errors`` holds pydantic's error details, if any.
+
     Example:
         >>> import statekit as sk
         >>> issubclass(sk.ValidationError, ValueError)
         True
+        >>> err = sk.ValidationError("Cart.count: not an int", model="Cart", field="count")
+        >>> err.model, err.field, err.errors
+        ('Cart', 'count', [])
     """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        model: str | None = None,
+        field: str | None = None,
+        errors: Sequence[object] = (),
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.field = field
+        self.errors = list(errors)
 
 
 class ReadOnlyError(StatekitError, TypeError):
