@@ -7,6 +7,7 @@ on 127.0.0.1.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import threading
 import time
@@ -368,6 +369,13 @@ def test_defect_wsgi_adapter_hangs_every_request(site: Site) -> None:
         )
     assert results == [1] * 64
     assert time.monotonic() - start < 10
+
+
+def test_defect_helper_js_missing_from_the_wheel() -> None:
+    static = importlib.resources.files("statekit.server") / "static" / "statekit.js"
+    source = static.read_text(encoding="utf-8")
+    assert "export function connect" in source
+    assert "data-sk-text" in source and "Last-Event-ID" in source
 
 
 def test_defect_every_cookieless_request_makes_a_new_session(site: Site) -> None:
