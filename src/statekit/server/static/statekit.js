@@ -295,6 +295,8 @@ export class Client {
     this._started = null;
     this._bound = new WeakSet();
     this._reconnectTimer = null;
+    /** Counters, for tests and the curious: events received, snapshots refetched, streams opened. */
+    this.stats = { snapshots: 0, patches: 0, resyncs: 0, opens: 0 };
     for (const name of options.stores || []) this._copy(name);
   }
 
@@ -360,6 +362,7 @@ export class Client {
     clearTimeout(this._reconnectTimer);
     const source = new EventSource(this._streamUrl(), { withCredentials: true });
     this.source = source;
+    this.stats.opens++;
     source.onopen = () => this._setState("live");
     source.onerror = () => {
       if (this.source !== source) return;
@@ -434,6 +437,7 @@ export class Client {
     const copy = this.stores.get(data.store);
     if (!copy) return;
     copy.seen = Math.max(copy.seen, data.version);
+    this.stats[type === "snapshot" ? "snapshots" : "patches"]++;
     if (type === "snapshot") {
       this._setBase(copy, data.version, data.value);
       return;
@@ -456,6 +460,7 @@ export class Client {
   /** Fetch a fresh snapshot of the store (after a gap or a failed patch). */
   _resync(copy) {
     if (copy.resyncing) return copy.resyncing;
+    this.stats.resyncs++;
     copy.resyncing = (async () => {
       try {
         const r = await this._fetch(`/stores/${encodeURIComponent(copy.name)}`, {});
@@ -851,12 +856,28 @@ export class Client {
         const form = isForm ? el : el.closest("form");
         if (form) args = formArgs(form);
       }
+      // A form is cleared at once (so the next entry can be typed while this one is
+      // sent) and its values come back if the server refuses them.
+      let restore = null;
+      if (isForm && !raw) {
+        const fields = [...el.elements].filter((f) => f.name);
+        const saved = fields.map((f) => (f.type === "checkbox" || f.type === "radio" ? f.checked : f.value));
+        el.reset();
+        const cleared = fields.map((f) => (f.type === "checkbox" || f.type === "radio" ? f.checked : f.value));
+        restore = () => {
+          fields.forEach((f, i) => {
+            const now = f.type === "checkbox" || f.type === "radio" ? f.checked : f.value;
+            if (now !== cleared[i]) return; // typed over meanwhile: keep that
+            if (f.type === "checkbox" || f.type === "radio") f.checked = saved[i];
+            else f.value = saved[i];
+          });
+        };
+      }
       el.setAttribute("aria-busy", "true");
       try {
         await this.action(ref.store, ref.path.replace(/^\//, ""), args);
-        if (isForm && !raw) el.reset();
       } catch (err) {
-        /* reported through statekit:error */
+        if (restore) restore(); /* and reported through statekit:error */
       } finally {
         el.removeAttribute("aria-busy");
       }
