@@ -4,19 +4,21 @@ Each example is kept as the seed prints it; only the lines importing from
 ``provide.foundation`` are rewritten — to ``statekit.compat.foundation``, or,
 for the foundation's own ``logger``/``get_hub``, to a stand-in module that
 records calls. Names an example uses without defining (``process_request``,
-``execute_transaction``) are supplied, as a reader would. The StateManager
-examples arrive with the Store.
+``execute_transaction``) are supplied, as a reader would.
 """
 
 from __future__ import annotations
 
 import sys
 import textwrap
+import threading
 import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+import statekit as sk
 
 IMPORT_MAP = {
     "from provide.foundation.state import": "from statekit.compat.foundation import",
@@ -455,6 +457,184 @@ def test_example_best_practice_config_tracking() -> None:
     assert history[1].timestamp >= history[0].timestamp
 
 
+def test_example_state_manager(capsys: pytest.CaptureFixture[str]) -> None:
+    run(
+        """
+        from provide.foundation.state import StateManager
+        # Create manager with initial state
+        manager = StateManager(initial_state={
+        "connection_count": 0,
+        "status": "idle"
+        })
+        # Register state change observers
+        def on_state_change(old_state, new_state):
+            print(f"State changed: {old_state} -> {new_state}")
+        manager.add_observer(on_state_change)
+        # Update state
+        manager.update_state({"connection_count": 1, "status": "active"})
+        # Get current state
+        current = manager.get_state()
+        print(current["connection_count"]) # 1
+        """
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "State changed: {'connection_count': 0, 'status': 'idle'} -> "
+        "{'connection_count': 1, 'status': 'active'}",
+        "1",
+    ]
+
+
+def test_example_application_state(standins: types.ModuleType) -> None:
+    names = run(
+        """
+        from provide.foundation.state import StateManager
+        from provide.foundation import logger
+        class ApplicationState:
+            def __init__(self):
+                self.manager = StateManager(initial_state={
+                "initialized": False,
+                "connections": 0,
+                "errors": 0,
+                "status": "starting"
+                })
+                # Log state changes
+                self.manager.add_observer(self._log_state_change)
+            def _log_state_change(self, old_state, new_state):
+                \"\"\"Log all state changes.\"\"\"
+                logger.info("app_state_changed", old=old_state, new=new_state)
+            def mark_initialized(self):
+                \"\"\"Mark application as initialized.\"\"\"
+                self.manager.update_state({"initialized": True, "status": "ready"})
+            def increment_connections(self):
+                \"\"\"Increment connection count.\"\"\"
+                current = self.manager.get_state()
+                self.manager.update_state({
+                "connections": current["connections"] + 1
+                })
+            def record_error(self):
+                \"\"\"Record an error.\"\"\"
+                current = self.manager.get_state()
+                self.manager.update_state({
+                "errors": current["errors"] + 1
+                })
+            def get_health(self) -> dict:
+                \"\"\"Get application health status.\"\"\"
+                state = self.manager.get_state()
+                return {
+                "status": state["status"],
+                "initialized": state["initialized"],
+                "connections": state["connections"],
+                "errors": state["errors"]
+                }
+        """
+    )
+    app = names["ApplicationState"]()
+    assert app.get_health() == {
+        "status": "starting",
+        "initialized": False,
+        "connections": 0,
+        "errors": 0,
+    }
+    app.mark_initialized()
+    app.increment_connections()
+    app.increment_connections()
+    app.record_error()
+    assert app.get_health() == {
+        "status": "ready",
+        "initialized": True,
+        "connections": 2,
+        "errors": 1,
+    }
+    records = standins.logger.records
+    assert [event for _, event, _ in records] == ["app_state_changed"] * 4
+    first = records[0][2]
+    assert first["old"]["status"] == "starting" and first["new"]["status"] == "ready"
+    assert [r[2]["new"]["connections"] for r in records] == [0, 1, 2, 2]
+    assert records[-1][2]["old"]["errors"] == 0 and records[-1][2]["new"]["errors"] == 1
+
+
+def test_state_manager_atomic_update_8_threads_x_2000_is_exact() -> None:
+    from statekit.compat.foundation import StateManager
+
+    manager = StateManager(initial_state={"count": 0})
+    seen: list[int] = []
+    manager.add_observer(lambda old, new: seen.append(new["count"] - old["count"]))
+    scope = sk.current_scope()
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        with scope:
+            barrier.wait()
+            for _ in range(2_000):
+                manager.update(lambda state: {"count": state["count"] + 1})
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert manager.get_state()["count"] == 16_000  # foundation: 9,599
+    assert seen == [1] * 16_000  # every observer call saw exactly one increment
+
+
+def test_state_manager_observers_run_outside_the_lock_and_survive_errors() -> None:
+    from statekit.compat.foundation import StateManager
+
+    manager = StateManager(initial_state={"n": 0, "echo": 0})
+    calls: list[str] = []
+    scope = sk.current_scope()
+
+    def writes_from_another_thread(old: Any, new: Any) -> None:
+        if old["n"] == 0 and new["n"] == 1:
+            # Would deadlock if observers ran under the lock.
+            def other() -> None:
+                with scope:
+                    manager.update_state({"echo": 1})
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join(timeout=5)
+            calls.append("unblocked" if not thread.is_alive() else "blocked")
+
+    def raises(old: Any, new: Any) -> None:
+        raise RuntimeError("observer boom")
+
+    errors: list[BaseException] = []
+    old_hook = sk.set_error_hook(lambda exc, where: errors.append(exc))
+    try:
+        manager.add_observer(writes_from_another_thread)
+        manager.add_observer(raises)
+        manager.add_observer(lambda old, new: calls.append(f"last {new['n']}/{new['echo']}"))
+        manager.update_state({"n": 1})
+    finally:
+        sk.set_error_hook(old_hook)
+    assert calls == ["unblocked", "last 1/0", "last 1/1"]
+    assert [str(e) for e in errors] == ["observer boom", "observer boom"]
+    assert manager.get_state() == {"n": 1, "echo": 1}
+
+
+def test_state_manager_extras() -> None:
+    from statekit.compat.foundation import StateManager
+
+    manager = StateManager(initial_state={"a": 1}, name="app-state")
+    seen: list[Any] = []
+    remove = manager.add_observer(lambda old, new: seen.append(dict(new)))
+    manager.update_state({"a/b": 2, "~": 3})  # keys with pointer characters
+    assert manager.get_state() == {"a": 1, "a/b": 2, "~": 3}
+    with pytest.raises(sk.ReadOnlyError):
+        manager.get_state()["a"] = 5
+    with pytest.raises(TypeError, match="'app-state'"):
+        manager.update_state([("a", 2)])  # type: ignore[arg-type]
+    manager.update_state({"a": 1})  # no change: no observer call
+    manager.reset()
+    assert manager.get_state() == {"a": 1}
+    assert manager.store.undo() and manager.get_state()["~"] == 3
+    remove()
+    manager.update_state({"a": 9})
+    assert seen == [{"a": 1, "a/b": 2, "~": 3}, {"a": 1}, {"a": 1, "a/b": 2, "~": 3}]
+    manager.remove_observer(print)  # unknown observer: no error
+
+
 def test_facade_exports() -> None:
     import statekit.compat.foundation as foundation
     from statekit.config import ConfigManager, VersionedConfig
@@ -465,9 +645,11 @@ def test_facade_exports() -> None:
         "ConfigManager",
         "ImmutableState",
         "StateMachine",
+        "StateManager",
         "VersionedConfig",
     ]
     assert foundation.ImmutableState is ImmutableState
     assert foundation.StateMachine is StateMachine
     assert foundation.ConfigManager is ConfigManager
     assert foundation.VersionedConfig is VersionedConfig
+    assert isinstance(foundation.StateManager().store, sk.Store)

@@ -351,6 +351,8 @@ def _add(
     parent, last = chain[-1], parts[-1]
     if isinstance(parent, dict):
         old = parent.get(last, _MISSING)
+        if old is not _MISSING and _unchanged(old, value):
+            return doc, parts, old
         new = _writable(parent, owned)
         dict.__setitem__(new, last, value)
         return _rebuild(chain, keys, new, owned), parts, old
