@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._action import Action, ActionCall, AsyncAction, SyncAction, action
 from ._async_computed import AsyncComputed
 from ._atom import Atom, atom
 from ._computed import Computed, computed
@@ -38,6 +39,8 @@ from ._scope import (
 from ._store import Store, StoreAtom
 from .config import ConfigChange, ConfigManager, VersionedConfig
 from .exceptions import (
+    ActionCancelled,
+    ActionDropped,
     ActionError,
     CycleError,
     DisposedError,
@@ -68,7 +71,12 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "Action",
+    "ActionCall",
+    "ActionCancelled",
+    "ActionDropped",
     "ActionError",
+    "AsyncAction",
     "AsyncComputed",
     "AsyncStateMachine",
     "Atom",
@@ -94,10 +102,12 @@ __all__ = [
     "StatekitError",
     "Store",
     "StoreAtom",
+    "SyncAction",
     "TransitionNotAllowed",
     "ValidationError",
     "VersionConflict",
     "VersionedConfig",
+    "action",
     "app_scope",
     "atom",
     "batch",

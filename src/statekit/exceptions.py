@@ -17,6 +17,8 @@ The tree::
     ├── ValidationError (ValueError)  a value refused by a schema or model
     ├── ReadOnlyError (TypeError)     a write to a frozen view or value
     ├── ActionError (RuntimeError)    an action refused a call
+    │   └── ActionCancelled           a call was cancelled (superseded, ``cancel()``)
+    │       └── ActionDropped         a call was ignored (``drop`` policy)
     ├── TransitionNotAllowed (ValueError)   a state machine move not allowed
     ├── InvalidDefinition (TypeError)       a malformed machine or model class
     └── VersionConflict (RuntimeError)      compare-and-set saw another version
@@ -33,8 +35,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 __all__ = [
+    "ActionCancelled",
+    "ActionDropped",
     "ActionError",
     "CycleError",
     "DisposedError",
@@ -197,6 +202,55 @@ class ActionError(StatekitError, RuntimeError):
         >>> issubclass(sk.ActionError, RuntimeError)
         True
     """
+
+
+class ActionCancelled(ActionError):
+    """A call to an action was cancelled before its result could land.
+
+    Raised to the caller of a call superseded under the ``latest`` policy,
+    cancelled by ``action.cancel()`` / ``call.cancel()``, or whose scope was
+    disposed. ``action`` names the action, ``reason`` says why
+    (``"superseded"``, ``"cancelled"``, ``"disposed"`` or ``"dropped"``).
+
+    Example:
+        >>> import statekit as sk
+        >>> err = sk.ActionCancelled("login", "superseded")
+        >>> print(err)
+        call to action 'login' was superseded by a newer call
+        >>> isinstance(err, sk.ActionError), err.reason
+        (True, 'superseded')
+    """
+
+    _WHY: ClassVar[dict[str, str]] = {
+        "superseded": "superseded by a newer call",
+        "cancelled": "cancelled",
+        "disposed": "cancelled because its scope was disposed",
+        "dropped": "dropped: another call was running (policy 'drop')",
+    }
+
+    def __init__(self, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(f"call to action {action!r} was {self._WHY.get(reason, reason)}")
+
+    def __reduce__(self) -> tuple[type[ActionCancelled], tuple[str, str]]:
+        return type(self), (self.action, self.reason)
+
+
+class ActionDropped(ActionCancelled):
+    """A call to a ``policy="drop"`` action was ignored because one was running.
+
+    The dropped call never runs; awaiting it raises this error, so
+    ``except sk.ActionCancelled`` covers superseded and dropped calls alike.
+
+    Example:
+        >>> import statekit as sk
+        >>> print(sk.ActionDropped("save"))
+        call to action 'save' was dropped: another call was running (policy 'drop')
+    """
+
+    def __init__(self, action: str, reason: str = "dropped") -> None:
+        super().__init__(action, reason)
 
 
 class TransitionNotAllowed(StatekitError, ValueError):
