@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import subprocess
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1152,3 +1155,22 @@ async def test_drop_action_calling_itself_is_dropped() -> None:
         return "outer"
 
     assert await once() == "outer"
+
+
+# --------------------------------------------------------------------------- example
+
+
+def test_the_search_example_runs_and_never_shows_a_stale_result() -> None:
+    script = Path(__file__).parent.parent / "examples" / "actions_search.py"
+    out = subprocess.run(
+        [sys.executable, str(script)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout.splitlines()
+    for who, final in (("ann", "['blueberry']"), ("bob", "['apricot']")):
+        mine = [line for line in out if line.startswith(f"[{who}]")]
+        assert mine == [
+            f"[{who}] []",
+            f"[{who}] searching...",
+            f"[{who}] superseded: <ActionCall 'search' #1 superseded>",
+            f"[{who}] superseded: <ActionCall 'search' #2 superseded>",
+            f"[{who}] {final}",
+        ]
