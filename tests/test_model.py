@@ -101,6 +101,18 @@ def test_mutable_nested_pydantic_model_is_refused() -> None:
             homes: list[Address] | None = None
 
 
+def test_set_fields_are_refused_in_favour_of_frozenset() -> None:
+    with pytest.raises(sk.InvalidDefinition, match=r"Tags.tags: a set could be changed in place"):
+
+        class Tags(sk.State):
+            tags: set[str] = set()
+
+    with pytest.raises(sk.InvalidDefinition, match="declare it frozenset"):
+
+        class Index(sk.State):
+            by_key: dict[str, set[int]] = {}
+
+
 def test_async_computed_method_is_refused_clearly() -> None:
     with pytest.raises(sk.InvalidDefinition, match="async computed methods"):
 
@@ -670,9 +682,9 @@ def test_list_dict_and_set_fields_are_frozen() -> None:
     class Bag(sk.State):
         xs: list[int] = []
         d: dict[str, list[int]] = {}
-        s: set[int] = set()
+        s: frozenset[int] = frozenset()
 
-    b = Bag(xs=[1], d={"a": [1]}, s={1})
+    b = Bag(xs=[1], d={"a": [1]}, s={1})  # type: ignore[arg-type]
     assert isinstance(b.xs, sk.FrozenList)
     assert isinstance(b.d, sk.FrozenDict)
     assert isinstance(b.d["a"], sk.FrozenList)
@@ -1070,3 +1082,183 @@ def test_import_statekit_does_not_load_pydantic_until_state_is_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+# --------------------------------------------------------------------------
+# defaults, freezing rules, effects writing fields
+
+
+def test_container_defaults_are_shared_frozen_values_and_stay_in_the_schema() -> None:
+    class Defaults(sk.State):
+        xs: list[int] = [1, 2]
+        d: dict[str, int] = {"a": 1}
+        s: frozenset[int] = frozenset({3})
+
+    a, b = Defaults(), Defaults()
+    assert a.xs is b.xs  # one frozen default, no deep copy per instance
+    assert isinstance(a.xs, sk.FrozenList) and isinstance(a.d, sk.FrozenDict)
+    assert a.s == {3} and isinstance(a.s, frozenset)
+    assert a.model_dump() == {"xs": [1, 2], "d": {"a": 1}, "s": {3}}
+    props = Defaults.model_json_schema()["properties"]
+    assert props["xs"]["default"] == [1, 2]
+    assert props["d"]["default"] == {"a": 1}
+    a.xs = [*a.xs, 3]
+    assert b.xs == [1, 2]
+
+
+def test_fields_that_can_hold_containers_are_frozen_whatever_their_annotation() -> None:
+    class Loose(sk.State):
+        anything: Any = None
+        pair: tuple[list[int], str] = ([], "")
+        maybe: list[int] | None = None
+        name: str = ""
+
+    lo = Loose(anything={"k": [1]}, pair=([1], "x"), maybe=[2])
+    assert isinstance(lo.anything, sk.FrozenDict)
+    assert isinstance(lo.anything["k"], sk.FrozenList)
+    assert isinstance(lo.pair[0], sk.FrozenList)
+    assert isinstance(lo.maybe, sk.FrozenList)
+    lo.anything = [1]
+    assert isinstance(lo.anything, sk.FrozenList)
+    assert set(Loose.__sk_freeze__) == {"anything", "pair", "maybe"}  # not name: a str
+
+
+def test_an_effect_writing_a_field_does_not_depend_on_what_validation_read() -> None:
+    class Pair(sk.State):
+        low: int = 0
+        high: int = 10
+
+        @model_validator(mode="after")
+        def _ordered(self) -> Pair:
+            if self.low > self.high:
+                raise ValueError("low > high")
+            return self
+
+    p = Pair()
+    trigger = sk.atom(0)
+    runs: list[int] = []
+
+    def copy_trigger() -> None:
+        runs.append(trigger.value)
+        p.low = trigger.value  # the validator reads low and high
+
+    stop = sk.effect(copy_trigger)
+    p.high = 20  # read by the validator, not by the effect: no run
+    trigger.value = 5
+    assert runs == [0, 5]
+    assert p.low == 5
+    stop()
+
+
+# --------------------------------------------------------------------------
+# properties: random writes against a plain-dict model
+
+
+def test_random_writes_match_a_shadow_model() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    values = {
+        "count": st.one_of(st.integers(-5, 5), st.text(max_size=2), st.none()),
+        "note": st.one_of(st.text(max_size=3), st.integers(0, 3)),
+        "items": st.one_of(st.lists(st.text(max_size=2), max_size=3), st.integers(0, 3)),
+    }
+    op = st.one_of(
+        st.tuples(st.just("assign"), st.sampled_from(sorted(values)), st.data()),
+        st.tuples(st.just("set"), st.just(None), st.data()),
+        st.tuples(st.just("restore"), st.just(None), st.data()),
+    )
+
+    def valid(field: str, value: Any) -> bool:
+        if field == "count":
+            return isinstance(value, int) or (
+                isinstance(value, str) and value.strip().lstrip("-").isdigit()
+            )
+        if field == "note":
+            return isinstance(value, str)
+        return isinstance(value, list)
+
+    def coerce(field: str, value: Any) -> Any:
+        return int(value) if field == "count" else value
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(st.lists(op, max_size=12))
+    def run(ops: list[Any]) -> None:
+        cart = Cart()
+        shadow = cart.model_dump()
+        effect_runs = 0
+        seen_sizes: list[int] = []
+
+        def watch() -> None:
+            nonlocal effect_runs
+            effect_runs += 1
+            seen_sizes.append(cart.size)
+
+        stop = sk.effect(watch)
+        expected_runs = 1
+        for kind, field, data in ops:
+            before_size = len(shadow["items"])
+            if kind == "assign":
+                value = data.draw(values[field])
+                if valid(field, value):
+                    setattr(cart, field, value)
+                    shadow[field] = coerce(field, value)
+                else:
+                    with pytest.raises(sk.ValidationError):
+                        setattr(cart, field, value)
+            elif kind == "set":
+                changes = {f: data.draw(values[f]) for f in sorted(values)}
+                if all(valid(f, v) for f, v in changes.items()):
+                    cart.set(**changes)
+                    shadow.update({f: coerce(f, v) for f, v in changes.items()})
+                else:
+                    with pytest.raises(sk.ValidationError):
+                        cart.set(**changes)
+            else:
+                snapshot = Cart(items=data.draw(st.lists(st.text(max_size=2), max_size=3)))
+                cart.restore(snapshot.model_dump())
+                shadow = snapshot.model_dump()
+            assert cart.model_dump() == shadow
+            if len(shadow["items"]) != before_size:
+                expected_runs += 1
+        stop()
+        assert effect_runs == expected_runs  # exactly one run per change of size
+        assert seen_sizes[-1] == len(shadow["items"])
+
+    run()
+
+
+# --------------------------------------------------------------------------
+# memory census
+
+
+def test_sessions_leave_no_statekit_objects_behind() -> None:
+    def statekit_objects() -> int:
+        gc.collect()
+        return sum(
+            1
+            for o in gc.get_objects()
+            if getattr(type(o), "__module__", "").startswith("statekit") or isinstance(o, sk.State)
+        )
+
+    def round_trip(app: sk.Scope, n: int) -> None:
+        with app:
+            for i in range(n):
+                with sk.session(f"s{i}"):
+                    cart = Cart.get()
+                    cart.subscribe(lambda c: None)
+                    cart.field("count").subscribe(lambda v: None)
+                    sk.effect(lambda c=cart: c.size)
+                    cart.update("count", lambda n: n + 1)
+                    cart.items = ["a"]
+
+    warm = sk.new_app_scope()
+    round_trip(warm, 10)
+    warm.dispose()
+    before = statekit_objects()
+    app = sk.new_app_scope()
+    round_trip(app, 2_000)
+    assert app.count("session") == 2_000
+    app.dispose()
+    del app
+    assert statekit_objects() - before <= 5

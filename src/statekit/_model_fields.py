@@ -38,6 +38,7 @@ __all__ = [
     "ComputedMethod",
     "FieldRef",
     "FieldSlot",
+    "assign_field",
     "assign_many",
     "computed_node",
     "field_signal",
@@ -135,7 +136,7 @@ class FieldSlot:
         return inst.__dict__[self.name]
 
     def __set__(self, inst: State, value: Any) -> None:
-        write_field(inst, self.name, lambda _old: value)
+        assign_field(inst, self.name, value)
 
     def __delete__(self, inst: State) -> None:
         raise ReadOnlyError(
@@ -178,8 +179,7 @@ class ComputedMethod:
 # ---------------------------------------------------------------- writing
 
 
-def _check_writable(inst: State, name: str) -> bool:
-    """Refuse a write from a computed or to a disposed instance; tell if tracking is on."""
+def _refuse(inst: State, name: str) -> None:
     scope = inst._sk_scope
     if scope is not None and scope.disposed:
         raise DisposedError(
@@ -192,6 +192,13 @@ def _check_writable(inst: State, name: str) -> bool:
             model=label(type(inst)),
             field=name,
         )
+
+
+def _check_writable(inst: State, name: str) -> bool:
+    """Refuse a write from a computed or to a disposed instance; tell if tracking is on."""
+    scope = inst._sk_scope
+    if (scope is not None and scope.disposed) or type(inst).__sk_frozen__:
+        _refuse(inst, name)
     active = _active_node()
     if active is None:
         return False
@@ -236,6 +243,21 @@ def _validate_one(inst: State, name: str, value: Any) -> Any:
     if stored is not new:
         new_dict[name] = stored
     return stored
+
+
+def assign_field(inst: State, name: str, value: Any) -> None:
+    """``inst.<name> = value``: validate, store, notify (the hot path of assignment)."""
+    if _check_writable(inst, name):
+        _engine.untracked_call(lambda: _write(inst, name, lambda _old: value))
+        return
+    nodes = inst._sk_nodes
+    if nodes is None or name not in nodes:
+        with _lock:
+            nodes = inst._sk_nodes
+            if nodes is None or name not in nodes:  # nobody tracks it: nothing to notify
+                _validate_one(inst, name, value)
+                return
+    _engine.modify_signal(nodes[name], lambda _old: _validate_one(inst, name, value))
 
 
 def write_field(inst: State, name: str, compute: Callable[[Any], Any]) -> Any:
