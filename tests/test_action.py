@@ -552,6 +552,29 @@ async def test_unawaited_failing_call_lands_in_error() -> None:
     assert isinstance(boom.error, RuntimeError)
 
 
+async def test_fire_and_forget_failures_are_not_logged_by_asyncio(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @sk.action
+    async def boom(i: int) -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError(f"boom {i}")
+
+    @sk.action(policy="latest")
+    async def superseded(i: int) -> None:
+        await asyncio.sleep(0)
+
+    with caplog.at_level("DEBUG"):
+        for i in range(10):
+            boom(i)
+            superseded(i)
+        await settle(10)
+        gc.collect()
+        await settle()
+    assert str(boom.error) == "boom 9"
+    assert [(r.name, r.getMessage()) for r in caplog.records] == []
+
+
 async def test_failure_nobody_sees_goes_to_the_error_hook(
     errors: list[tuple[str, BaseException]],
 ) -> None:

@@ -202,8 +202,12 @@ class Action(Definition, Generic[P, R]):
     def _settle(
         self, cell: Cell, call: ActionCall[Any], value: Any, error: BaseException | None
     ) -> None:
-        """Record the end of ``call``; its outcome lands if it is the newest."""
-        with _BATCH, _lock:
+        """Record the end of ``call``; its outcome lands if it is the newest.
+
+        The caller holds a batch (the body's last one, normally), so that the
+        outcome, the status and the body's last writes are seen together.
+        """
+        with _lock:
             if call.settled:
                 return
             call.settled = True
@@ -227,7 +231,8 @@ class Action(Definition, Generic[P, R]):
                 cell.landed = call.seq
                 if error is None:
                     _write(cell.result, freeze(value))
-                _write(cell.error, error)
+                if cell.error.value is not error:
+                    _write(cell.error, error)
             elif failed:
                 call._unlanded = error
             cell.count()
@@ -476,7 +481,8 @@ class AsyncAction(Action[P, R]):
                 await turn
         except asyncio.CancelledError:
             coro.close()
-            self._settle(cell, call, None, None)
+            with _BATCH:
+                self._settle(cell, call, None, None)
             if call.reason is not None:
                 raise ActionCancelled(self.name, call.reason) from None
             raise

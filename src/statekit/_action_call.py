@@ -94,10 +94,19 @@ class Cell(Node):
         return (self.pending, self.running, self.queued, self.result, self.error)
 
     def count(self) -> None:
-        """Write the status counters (under the lock, inside a batch)."""
-        _write(self.running, len(self.live))
-        _write(self.queued, len(self.waiting))
-        _write(self.pending, bool(self.live or self.waiting))
+        """Write the status counters (under the lock, inside a batch).
+
+        Reading ``.value`` first is safe under the engine lock and skips the
+        write machinery for the counters that did not move (most of them).
+        """
+        running, queued = len(self.live), len(self.waiting)
+        if self.running.value != running:
+            _write(self.running, running)
+        if self.queued.value != queued:
+            _write(self.queued, queued)
+        pending = running + queued > 0
+        if self.pending.value is not pending:
+            _write(self.pending, pending)
 
 
 class ActionCall(Generic[R]):
@@ -287,7 +296,8 @@ def task_done(
             # Cancelled before its first step (its awaiter was cancelled at
             # once): ``_run`` never ran, so settle and close here.
             coro.close()
-            call._action._settle(call._cell, call, None, asyncio.CancelledError())
+            with _BATCH:
+                call._action._settle(call._cell, call, None, asyncio.CancelledError())
         return
     # The outcome reaches the awaiter, ``.error`` or the error hook (see
     # ActionCall.__del__); keep asyncio from logging it a second time.
