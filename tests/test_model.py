@@ -775,6 +775,34 @@ def test_nested_dump_and_restore_round_trip() -> None:
     assert isinstance(d.others[0], Address)
 
 
+class TreeNode(sk.State):
+    name: str = ""
+    children: list[TreeNode] = []
+    note: Later | None = None  # defined below: resolved by model_rebuild
+
+
+class Later(sk.State):
+    text: str = ""
+
+
+TreeNode.model_rebuild()
+
+
+def test_recursive_and_forward_referenced_state_models() -> None:
+    tree = TreeNode(name="root", children=[{"name": "a"}], note={"text": "n"})  # type: ignore[list-item,arg-type]
+    assert isinstance(tree.children, sk.FrozenList)
+    assert isinstance(tree.children[0], TreeNode)
+    assert TreeNode().children is TreeNode().children  # the shared frozen default
+    seen: list[str] = []
+    stop = sk.effect(lambda: seen.append(tree.children[0].name))
+    tree.children[0].name = "b"
+    assert seen == ["a", "b"]
+    stop()
+    with pytest.raises(sk.ValidationError, match=r"TreeNode.children.0.children.0.name"):
+        tree.children = [{"children": [{"name": 5}]}]  # type: ignore[list-item]
+    assert TreeNode.model_validate(tree.model_dump()) == tree
+
+
 def test_subscribe_is_deep_by_default() -> None:
     c = Customer(others=[Address()])
     seen: list[str] = []
@@ -1262,3 +1290,29 @@ def test_sessions_leave_no_statekit_objects_behind() -> None:
     app.dispose()
     del app
     assert statekit_objects() - before <= 5
+
+
+# --------------------------------------------------------------------------
+# the example
+
+
+def test_the_cart_example_runs() -> None:
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "examples" / "models_cart.py"
+    out = subprocess.run(
+        [sys.executable, str(script)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout.splitlines()
+    assert out == [
+        "[ann] total 0.00",
+        "[ann] total 3.00",
+        "[ann] refused: Line.qty",
+        "[ann] total 3.50",
+        "[ann] total 3.15",
+        "[bob] total 0.00",
+        "[bob] total 3.00",
+        "[bob] refused: Line.qty",
+        "[bob] total 3.75",
+        "[bob] total 3.38",
+        "[ann-again] restored total 3.15, 2 lines",
+    ]
