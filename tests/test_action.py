@@ -1197,3 +1197,60 @@ def test_the_search_example_runs_and_never_shows_a_stale_result() -> None:
             f"[{who}] superseded: <ActionCall 'search' #2 superseded>",
             f"[{who}] {final}",
         ]
+
+
+# --------------------------------------------------------------------------- methods
+
+
+async def test_an_action_on_a_method_is_bound_per_instance() -> None:
+    gates = Gates()
+
+    class Todo:
+        def __init__(self, title: str) -> None:
+            self.title = title
+            self.saved = 0
+
+        @sk.action(policy="latest")
+        async def save(self, suffix: str) -> str:
+            await gates[self.title].wait()
+            self.saved += 1
+            return self.title + suffix
+
+    a, b = Todo("a"), Todo("b")
+    assert a.save is a.save and a.save is not b.save
+    assert isinstance(Todo.save, sk.AsyncAction) and Todo.save.name == "save"
+    ca, cb = a.save("!"), b.save("?")  # different instances: no cancelling each other
+    assert a.save.pending and b.save.pending and not Todo.save.pending
+    gates.open("a")
+    assert await ca == "a!"
+    assert not a.save.pending and b.save.pending
+    gates.open("b")
+    assert await cb == "b?"
+    assert (a.save.result, b.save.result, a.saved, b.saved) == ("a!", "b?", 1, 1)
+    assert list(inspect.signature(a.save.__wrapped__).parameters) == ["self", "suffix"]
+
+
+def test_a_bound_action_is_freed_with_its_instance() -> None:
+    class Item:
+        @sk.action
+        def touch(self) -> int:
+            return 1
+
+    item = Item()
+    assert item.touch() == 1
+    bound = weakref.ref(item.touch)
+    cell = weakref.ref(item.touch._cell())
+    del item
+    gc.collect()
+    assert bound() is None and cell() is None and Item.touch._bound == {}
+
+
+def test_a_method_action_needs_weakref_able_instances() -> None:
+    class Slotted:
+        __slots__ = ()
+
+        @sk.action
+        def go(self) -> None: ...
+
+    with pytest.raises(sk.InvalidDefinition, match="instances do not support weak references"):
+        Slotted().go

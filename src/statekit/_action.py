@@ -31,6 +31,7 @@ import functools
 import inspect
 import threading
 import types
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
@@ -109,10 +110,61 @@ class Action(Definition, Generic[P, R]):
             if hasattr(fn, attr):
                 setattr(self, attr, getattr(fn, attr))
         self.__wrapped__ = fn
+        # Methods: one bound action per instance, keyed by id and dropped
+        # when the instance is collected (instances need not be hashable).
+        self._bound: dict[int, Action[Any, R]] = {}
+        self._bound_lock = threading.Lock()
+        self._homes: weakref.WeakSet[Scope] = weakref.WeakSet()  # scopes holding a cell
+
+    # ------------------------------------------------------------ methods
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """``obj.save`` is an action bound to ``obj``, with its own status and concurrency.
+
+        Accessed on the class (``Todo.save``) the action itself is returned.
+        """
+        if instance is None:
+            return self
+        key = id(instance)
+        bound = self._bound.get(key)
+        if bound is not None:
+            return bound
+        with self._bound_lock:
+            bound = self._bound.get(key)
+            if bound is None:
+                try:
+                    weakref.finalize(instance, self._unbind, key)
+                except TypeError:
+                    raise InvalidDefinition(
+                        f"action {self.name!r} is used as a method of "
+                        f"{type(instance).__name__}, whose instances do not support weak "
+                        "references (add '__weakref__' to its __slots__)"
+                    ) from None
+                bound = type(self)(
+                    _weak_method(self._fn, instance),
+                    policy=self.policy,
+                    name=self.name,
+                    scope=self.scope,
+                    initial=self._initial,
+                )
+                bound.__wrapped__ = self._fn
+                self._bound[key] = bound
+        return bound
+
+    def _unbind(self, key: int) -> None:
+        """The instance is gone: free its bound action's cells in every scope."""
+        bound = self._bound.pop(key, None)
+        if bound is None:
+            return
+        for scope in list(bound._homes):
+            node = scope._drop(bound)
+            if node is not None:
+                bound._release(scope, node)
 
     # ------------------------------------------------------------ cells
 
     def _make_node(self, scope: Scope) -> Cell:
+        self._homes.add(scope)
         return Cell(self.name, scope, self._initial)
 
     def _cell(self) -> Cell:
@@ -293,6 +345,19 @@ class Action(Definition, Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} policy={self.policy!r} scope={self.scope!r}>"
+
+
+def _weak_method(fn: Callable[..., Any], instance: Any) -> Callable[..., Any]:
+    """``fn`` bound to ``instance`` without keeping it alive (a running call does)."""
+    ref = weakref.ref(instance)
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        obj = ref()
+        if obj is None:  # pragma: no cover - the bound action dies with its instance
+            raise ReferenceError(f"the instance {fn.__name__!r} was bound to is gone")
+        return fn(obj, *args, **kwargs)
+
+    return method
 
 
 class SyncAction(Action[P, R]):
