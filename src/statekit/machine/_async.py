@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from ._base import _UNSET, BACK, EVENT, START, TARGET, MachineBase, report
+from ._base import BACK, EVENT, START, TARGET, MachineBase, report
 from ._definition import Call, Edge
-from ._spec import EMPTY_PAYLOAD, Hook, Transition
+from ._spec import EMPTY_PAYLOAD, Transition
 
 __all__ = ["AsyncStateMachine"]
 
@@ -55,37 +55,13 @@ class AsyncStateMachine(MachineBase[S]):
     _is_async = True
     _statekit_base = True
 
-    def __init__(
-        self,
-        initial_state: S = _UNSET,
-        transitions: Mapping[S, Iterable[S]] | None = None,
-        *,
-        events: Mapping[str, Mapping[S, S] | Iterable[tuple[S, S]]] | None = None,
-        guards: Mapping[str, Hook | Sequence[Hook]] | None = None,
-        on_enter: Mapping[S, Hook | Sequence[Hook]] | None = None,
-        on_exit: Mapping[S, Hook | Sequence[Hook]] | None = None,
-        before: Mapping[str, Hook | Sequence[Hook]] | None = None,
-        after: Mapping[str, Hook | Sequence[Hook]] | None = None,
-        history: int | None = 100,
-        name: str | None = None,
-        snapshot: Mapping[str, Any] | str | None = None,
-    ) -> None:
-        super().__init__(
-            initial_state,
-            transitions,
-            events=events,
-            guards=guards,
-            on_enter=on_enter,
-            on_exit=on_exit,
-            before=before,
-            after=after,
-            history=history,
-            name=name,
-            snapshot=snapshot,
-        )
+    def _prepare(self) -> None:
         self._queue: deque[_Request] = deque()
         self._processor: asyncio.Task[Any] | None = None
-        self._started = snapshot is not None
+
+    def _ready(self, restored: bool) -> None:
+        # Entry hooks are async here: ``start()`` (or the first event) runs them.
+        self._started = restored
 
     # -- moving ---------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class MachineBase(Generic[S]):
         name: str | None = None,
         snapshot: Mapping[str, Any] | str | None = None,
     ) -> None:
+        self._prepare()
         cls = type(self)
         definition = cls._definition
         if definition is None:
@@ -126,6 +127,13 @@ class MachineBase(Generic[S]):
         self._running = False
         if snapshot is not None:
             self._load(snapshot)
+        self._ready(snapshot is not None)
+
+    def _prepare(self) -> None:
+        """Set up what the sync or async twin needs before the machine is built."""
+
+    def _ready(self, restored: bool) -> None:
+        """The machine is built (``restored``: from a snapshot, entry hooks not re-run)."""
 
     # -- reading ------------------------------------------------------------
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from threading import get_ident
 from typing import Any, TypeVar
 
-from ._base import _UNSET, BACK, EVENT, TARGET, MachineBase, report
+from ._base import BACK, EVENT, TARGET, MachineBase, report
 from ._definition import Edge
-from ._spec import EMPTY_PAYLOAD, Hook, Transition
+from ._spec import EMPTY_PAYLOAD, Transition
 
 __all__ = ["StateMachine"]
 
@@ -75,40 +75,15 @@ class StateMachine(MachineBase[S]):
 
     _statekit_base = True
 
-    def __init__(
-        self,
-        initial_state: S = _UNSET,
-        transitions: Mapping[S, Iterable[S]] | None = None,
-        *,
-        events: Mapping[str, Mapping[S, S] | Iterable[tuple[S, S]]] | None = None,
-        guards: Mapping[str, Hook | Sequence[Hook]] | None = None,
-        on_enter: Mapping[S, Hook | Sequence[Hook]] | None = None,
-        on_exit: Mapping[S, Hook | Sequence[Hook]] | None = None,
-        before: Mapping[str, Hook | Sequence[Hook]] | None = None,
-        after: Mapping[str, Hook | Sequence[Hook]] | None = None,
-        history: int | None = 100,
-        name: str | None = None,
-        snapshot: Mapping[str, Any] | str | None = None,
-    ) -> None:
+    def _prepare(self) -> None:
         # A plain lock (cheaper than an RLock on the hot path). A hook that
         # sends an event runs on the thread holding it: ``_owner`` spots that
         # before the lock is taken, and the event is queued instead.
         self._lock = threading.Lock()
         self._owner: int | None = None
-        super().__init__(
-            initial_state,
-            transitions,
-            events=events,
-            guards=guards,
-            on_enter=on_enter,
-            on_exit=on_exit,
-            before=before,
-            after=after,
-            history=history,
-            name=name,
-            snapshot=snapshot,
-        )
-        if snapshot is None:
+
+    def _ready(self, restored: bool) -> None:
+        if not restored:
             enters = self._def.enter[self._state]
             if enters:
                 t = Transition(None, self._state, None)
