@@ -42,6 +42,7 @@ from .exceptions import PatchError, PatchTestFailed, PathError
 
 __all__ = [
     "add_in",
+    "replace_one",
     "apply",
     "apply_with_inverse",
     "freeze_json",
@@ -463,6 +464,32 @@ def set_in(doc: Any, parts: Sequence[str], value: Any) -> Any:
     except _NotJson as exc:
         raise _value_error(parts, exc) from None
     return _replace(doc, parts, frozen, {}, add_key=True)[0]
+
+
+def replace_one(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, list[Op], list[Op]]:
+    """One RFC 6902 ``replace`` of an already frozen JSON value, without the patch machinery.
+
+    The store's ``set`` and ``update``: returns ``(new_doc, applied_ops,
+    undo_ops)`` like :func:`apply_with_inverse`, or ``doc`` and no ops if
+    nothing changes. ``parts`` must exist (PathError otherwise).
+
+    Example:
+        >>> from statekit._patch import freeze_json, replace_one
+        >>> new, ops, undo = replace_one(freeze_json({"a": {"b": 1}}), ("a", "b"), 2)
+        >>> new, ops
+        ({'a': {'b': 2}}, [{'op': 'replace', 'path': '/a/b', 'value': 2}])
+        >>> undo
+        [{'op': 'replace', 'path': '/a/b', 'value': 1}]
+    """
+    new, old = _replace(doc, parts, value, {})
+    if new is doc:
+        return doc, [], []
+    path = _paths.format(parts)
+    return (
+        new,
+        [FrozenDict(op="replace", path=path, value=value)],
+        [FrozenDict(op="replace", path=path, value=old)],
+    )
 
 
 def add_in(doc: Any, parts: Sequence[str], value: Any) -> Any:

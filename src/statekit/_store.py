@@ -39,6 +39,8 @@ __all__ = ["Store", "StoreAtom"]
 T = TypeVar("T")
 Op = Mapping[str, Any]
 PatchListener = Callable[[list[dict[str, Any]], int], Any]
+# What a change computes from the document: (new document, ops, undo ops).
+_Change = tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
 
 _MISSING: Any = object()  # the value at a path that does not exist
 _BATCH = _engine.Batch()
@@ -121,9 +123,15 @@ def _same_value(old: Any, new: Any) -> bool:
     # with the same content) is not a change worth a call.
     if old is new:
         return True
+    kind = type(new)
+    if kind in _SCALARS:  # the common case, without a call
+        return type(old) is kind and old == new
     if old is _MISSING or new is _MISSING:
         return False
     return _patch.json_equal(old, new)
+
+
+_SCALARS = frozenset({int, str, float, bool, type(None)})
 
 
 class _Target(Node):
@@ -332,7 +340,7 @@ class Store(Definition):
             >>> s.snapshot()
             {'b': 2}
         """
-        self._commit(lambda doc: ops)
+        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
 
     def set(self, path: str | Sequence[str], value: Any) -> None:
         """Replace the value at ``path``, which must exist (use :meth:`add` to create a key).
@@ -347,8 +355,12 @@ class Store(Definition):
             ...
             statekit.exceptions.PathError: path '/user/nmae': part 'nmae': no key...store 's'
         """
-        ops = [{"op": "replace", "path": _paths.format(self._parse(path)), "value": value}]
-        self._commit(lambda doc: ops)
+        parts = self._parse(path)
+        try:
+            frozen = _patch.freeze_json(value, parts)
+        except PatchError as exc:
+            raise self._named(exc) from None
+        self._commit(lambda doc: _patch.replace_one(doc, parts, frozen))
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -360,7 +372,7 @@ class Store(Definition):
             {'xs': [1, 2, 3, 4], 'label': 'n'}
         """
         ops = [{"op": "add", "path": _paths.format(self._parse(path)), "value": value}]
-        self._commit(lambda doc: ops)
+        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
 
     def delete(self, path: str | Sequence[str]) -> None:
         """Remove the value at ``path`` (which must exist).
@@ -372,7 +384,7 @@ class Store(Definition):
             {'xs': [2]}
         """
         ops = [{"op": "remove", "path": _paths.format(self._parse(path))}]
-        self._commit(lambda doc: ops)
+        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
 
     def update(self, path: str | Sequence[str], fn: Callable[[Any], Any]) -> Any:
         """Atomically replace the value at ``path`` by ``fn(old)``; return the new value.
@@ -391,14 +403,14 @@ class Store(Definition):
         pointer = _paths.format(parts)
         result: list[Any] = []
 
-        def change(doc: Any) -> list[dict[str, Any]]:
+        def change(doc: Any) -> _Change:
             try:
                 old = _paths.get(doc, parts)
             except PathError as exc:
                 raise PathError(exc.path, exc.part, f"{exc.reason} (update)") from None
             new = _patch.freeze_json(fn(old), pointer)
             result.append(new)
-            return [{"op": "replace", "path": pointer, "value": new}]
+            return _patch.replace_one(doc, parts, new)
 
         self._commit(change)
         return result[-1]
@@ -413,7 +425,7 @@ class Store(Definition):
             {'n': 5, 'm': 6}
         """
         ops = [{"op": "replace", "path": "", "value": snapshot}]
-        self._commit(lambda doc: ops)
+        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
 
     def reset(self) -> None:
         """Back to the initial document (recorded, undoable).
@@ -480,7 +492,8 @@ class Store(Definition):
                 self._publish(state, doc, ops, inverse, record=True)
         self._deliver(state)
 
-    def _commit(self, change: Callable[[Any], Sequence[Op]]) -> None:
+    def _commit(self, change: Callable[[Any], _Change]) -> None:
+        """Apply ``change(doc) -> (new_doc, ops, undo_ops)`` as one commit (or in a transaction)."""
         state = self._state()
         if isinstance(_engine.active_node(), ComputedNode):
             # Refused before taking the lock: a computed evaluates under the
@@ -495,7 +508,7 @@ class Store(Definition):
             in_tx = state.tx_depth != 0
             base = state.tx_doc if in_tx else state.root.value
             try:
-                doc, ops, inverse = _patch.apply_with_inverse(base, change(base))
+                doc, ops, inverse = change(base)
             except (PathError, PatchError) as exc:
                 raise self._named(exc) from None
             if doc is base:
@@ -703,7 +716,11 @@ class Store(Definition):
         add = [{"op": "add", "path": _paths.format(parts), "value": default}]
         # Checked and added in one commit (under the lock): two threads
         # declaring the same key never overwrite a value set in between.
-        self._commit(lambda doc: () if _paths.exists(doc, parts) else add)
+        self._commit(
+            lambda doc: (
+                (doc, [], []) if _paths.exists(doc, parts) else _patch.apply_with_inverse(doc, add)
+            )
+        )
         return StoreAtom(self, parts, default)
 
     def selector(self, key: str) -> Callable[[Callable[[Callable[[str], Any]], T]], Computed[T]]:
