@@ -481,9 +481,20 @@ def replace_one(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, list
         >>> undo
         [{'op': 'replace', 'path': '/a/b', 'value': 1}]
     """
-    new, old = _replace(doc, parts, value, {})
-    if new is doc:
-        return doc, [], []
+    if len(parts) == 1 and type(doc) is FrozenDict:
+        # A top-level key, the common case, inlined: one lookup, one copy.
+        key = parts[0]
+        old = dict.get(doc, key, _MISSING)
+        if old is _MISSING:
+            raise _missing_key(parts)
+        if _unchanged(old, value):
+            return doc, [], []
+        new = FrozenDict(doc)
+        dict.__setitem__(new, key, value)
+    else:
+        new, old = _replace(doc, parts, value, {})
+        if new is doc:
+            return doc, [], []
     path = _paths.format(parts)
     return (
         new,

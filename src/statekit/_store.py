@@ -17,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from . import _engine, _patch, _paths
@@ -24,6 +25,7 @@ from ._computed import Computed
 from ._definition import Definition
 from ._engine import ComputedNode, Node, SignalNode
 from ._frozen import FrozenList, thaw
+from ._paths import _parse_string
 from ._scope import Scope
 from ._subscribe import subscribe_node
 from .exceptions import (
@@ -132,6 +134,7 @@ def _same_value(old: Any, new: Any) -> bool:
 
 
 _SCALARS = frozenset({int, str, float, bool, type(None)})
+_PLAIN = frozenset({int, str, bool, type(None)})
 
 
 class _Target(Node):
@@ -222,6 +225,8 @@ class Store(Definition):
 
     def _parse(self, path: str | Sequence[str]) -> tuple[str, ...]:
         try:
+            if path.__class__ is str:
+                return _parse_string(path)  # cached: the hot path
             return _paths.parse(path)
         except PathError as exc:
             raise self._named(exc) from None
@@ -356,11 +361,16 @@ class Store(Definition):
             statekit.exceptions.PathError: path '/user/nmae': part 'nmae': no key...store 's'
         """
         parts = self._parse(path)
-        try:
-            frozen = _patch.freeze_json(value, parts)
-        except PatchError as exc:
-            raise self._named(exc) from None
-        self._commit(lambda doc: _patch.replace_one(doc, parts, frozen))
+        # A string, int, bool or None is its own frozen form: no call (a
+        # float still goes through the check, which refuses NaN and inf).
+        if value.__class__ in _PLAIN:
+            frozen = value
+        else:
+            try:
+                frozen = _patch.freeze_json(value, parts)
+            except PatchError as exc:
+                raise self._named(exc) from None
+        self._commit(partial(_patch.replace_one, parts=parts, value=frozen))
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -651,15 +661,22 @@ class Store(Definition):
         if len(parts) == 1 and parts[0] in self._selectors:
             return self._selectors[parts[0]].subscribe(callback)
 
+        root = state.root
+        get = _paths.get
+
         def read(_: Any) -> Any:
-            return self._read_view(state, parts)
+            # The listener depends on the document itself, not on a view: a
+            # view would recompute on every write just the same, and cost a
+            # computed node per listener. The equality below keeps it precise.
+            try:
+                return get(_engine.read_signal(root), parts)
+            except PathError:
+                return _MISSING
 
         def deliver(value: Any) -> None:
             callback(None if value is _MISSING else value)
 
-        # The target only lends an owner, a name and the equality; reads go
-        # through the views, looked up afresh each time, so pruning never
-        # strands a listener on a dropped view.
+        # The target only lends an owner, a name and the equality.
         target = _Target(f"{self.name}:{_paths.format(parts)}", state.owner)
         return subscribe_node(target, read, deliver)
 
