@@ -41,6 +41,8 @@ $(VENV)/.bench-stamp: pyproject.toml | $(BIN)/python
 
 bench: $(VENV)/.bench-stamp
 	$(BIN)/python benchmarks/reactive.py
+	$(BIN)/python benchmarks/utilities.py
+	$(BIN)/python benchmarks/store.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
