@@ -360,63 +360,33 @@ def foundation_cases(target: float, repeat: int, count: int) -> Result:
 
 # -- flet-asp, in its own venv --------------------------------------------------------------
 
+# Runs under the flet-asp venv's python; it imports this file (stdlib only at
+# the top) for the same timing, floor, pairing and checks as the other columns.
 FLET_ASP_RUNNER = textwrap.dedent(
     """
-    import gc, itertools, json, statistics, sys, time, timeit, tracemalloc
+    import importlib.metadata, itertools, json, sys
+    sys.path.insert(0, sys.argv[4])
+    from store import check, floor, paired, sessions, time_case
     import flet_asp as fa
 
     target, repeat, count = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-
-    def per_call(stmt):
-        timer = timeit.Timer(stmt)
-        number = 1
-        while True:
-            elapsed = timer.timeit(number)
-            if elapsed >= target / 5 or number >= 1 << 24:
-                break
-            number *= 2
-        number = max(1, int(number * target / max(elapsed, 1e-9)))
-        gc.disable()
-        try:
-            return statistics.median(timer.timeit(number) / number for _ in range(repeat))
-        finally:
-            gc.enable()
-
-    def floor():
-        state = {f"k{i}": i for i in range(10)}
-        seen = []
-        counter = itertools.count()
-
-        def run():
-            nonlocal state
-            n = next(counter)
-            state = {**state, "k0": n}
-            seen.append(state["k0"])
-            if len(seen) > 1000:
-                seen.clear()
-
-        return per_call(run)
-
     out = {}
 
-    def paired(name, seconds_of):
-        before = floor()
-        out[name] = seconds_of()
-        out[name + ":floor"] = (before + floor()) / 2
+    def base():
+        return floor(target, repeat)
 
-    try:
+    def set_listener():
         sm = fa.StateManager()
         sm.atom("n", 0)
         seen = []
         sm.listen("n", seen.append, immediate=False)
         for i in range(1, 101):
             sm.set("n", i)
-        assert seen == list(range(1, 101)), "listener missed writes"
+        check(seen == list(range(1, 101)), "listener missed writes")
         counter = itertools.count(1000)
-        paired("set_listener", lambda: per_call(lambda: sm.set("n", next(counter))))
-    except Exception as exc:
-        out["set_listener"] = f"x: {exc!r}"
-    try:
+        return lambda: sm.set("n", next(counter))
+
+    def set_selector():
         sm = fa.StateManager()
         sm.atom("n", 0)
         sm.add_selector("double", lambda get: get("n") * 2)
@@ -424,12 +394,13 @@ FLET_ASP_RUNNER = textwrap.dedent(
         sm.listen("double", seen.append, immediate=False)
         for i in range(1, 101):
             sm.set("n", i)
-        assert sm.get("double") == 200, f"selector value {sm.get('double')!r}"
-        assert seen[-1:] == [200], "selector listener"
+        check(sm.get("double") == 200, f"selector value {sm.get('double')!r}")
+        check(seen[-1:] == [200], "selector listener")
         counter = itertools.count(1000)
-        paired("set_selector", lambda: per_call(lambda: sm.set("n", next(counter))))
-    except Exception as exc:
-        out["set_selector"] = f"x: {exc!r}"
+        return lambda: sm.set("n", next(counter))
+
+    paired(out, "set_listener", lambda: time_case(set_listener, target, repeat), base)
+    paired(out, "set_selector", lambda: time_case(set_selector, target, repeat), base)
     out["deep_set"] = "n/a: flat keys"
     out["patch10"] = "n/a: no patches"
     out["state_assign"] = "n/a: no typed state"
@@ -440,27 +411,15 @@ FLET_ASP_RUNNER = textwrap.dedent(
             sm.atom(f"f{k}", k)
         return sm
 
-    assert new_session(0).get("f9") == 9
-    def session_seconds():
-        kept = []
-        start = time.perf_counter()
-        for i in range(count):
-            kept.append(new_session(i))
-        return (time.perf_counter() - start) / count
+    check(new_session(0).get("f9") == 9, "10 atoms")
 
-    paired("session", session_seconds)
-    gc.collect()
-    kept = []
-    tracemalloc.start()
-    before, _ = tracemalloc.get_traced_memory()
-    for i in range(count):
-        kept.append(new_session(i))
-    gc.collect()
-    after, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    out["session_bytes"] = (after - before - sys.getsizeof(kept)) / count
-    import importlib.metadata as md
-    out["versions"] = f"flet-asp {md.version('flet-asp')}, flet {md.version('flet')}"
+    def measure():
+        seconds, out["session_bytes"] = sessions(new_session, count)
+        return seconds
+
+    paired(out, "session", measure, base)
+    version = importlib.metadata.version
+    out["versions"] = f"flet-asp {version('flet-asp')}, flet {version('flet')}"
     print(json.dumps(out))
     """
 )
@@ -487,7 +446,15 @@ def flet_asp_cases(target: float, repeat: int, count: int) -> tuple[Result, str]
                 error = (install.stderr.strip().splitlines() or ["(no output)"])[-1]
                 return {}, f"flet-asp: `pip install flet-asp 'flet<0.29'` failed: {error}"
         run = subprocess.run(
-            [str(python), "-c", FLET_ASP_RUNNER, str(target), str(repeat), str(count)],
+            [
+                str(python),
+                "-c",
+                FLET_ASP_RUNNER,
+                str(target),
+                str(repeat),
+                str(count),
+                str(Path(__file__).resolve().parent),
+            ],
             capture_output=True,
             text=True,
             timeout=1200,
