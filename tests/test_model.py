@@ -847,6 +847,7 @@ def test_restore_takes_defaults_for_missing_fields_and_refuses_bad_data() -> Non
     cart = Cart(items=["a"], count=3, note="x")
     cart.restore({"count": 1})
     assert cart.model_dump() == {"items": [], "count": 1, "note": ""}
+    assert cart.model_fields_set == {"count"}  # as if made from that data
     before = cart.model_dump()
     for bad in ({"count": "x"}, {"unknown": 1}, {"items": [None]}):
         with pytest.raises(

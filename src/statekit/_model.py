@@ -506,7 +506,7 @@ class State(BaseModel):
             )
         except pydantic.ValidationError as exc:
             raise validation_error(cls, exc, field=None, action="restore") from exc
-        assign_many(self, dict(fresh.__dict__), dict(fresh.__dict__))
+        assign_many(self, dict(fresh.__dict__), fresh)
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:

@@ -288,13 +288,13 @@ def _write(inst: State, name: str, compute: Callable[[Any], Any]) -> Any:
     )
 
 
-def assign_many(inst: State, changes: dict[str, Any], replace: dict[str, Any] | None) -> None:
+def assign_many(inst: State, changes: dict[str, Any], replace: State | None) -> None:
     """Write several fields as one change: all validated or none; one notification.
 
-    ``replace`` (from ``restore``) is a fully validated ``__dict__`` that
-    takes the place of the current one; otherwise each of ``changes`` is
-    validated in turn against the model, and the first refusal puts every
-    field back.
+    ``replace`` (from ``restore``) is a fully validated instance whose
+    fields and ``model_fields_set`` take the place of the current ones;
+    otherwise each of ``changes`` is validated in turn against the model,
+    and the first refusal puts every field back.
     """
     tracking = False
     for name in changes:
@@ -305,13 +305,13 @@ def assign_many(inst: State, changes: dict[str, Any], replace: dict[str, Any] | 
         _assign_many(inst, changes, replace)
 
 
-def _assign_many(inst: State, changes: dict[str, Any], replace: dict[str, Any] | None) -> None:
+def _assign_many(inst: State, changes: dict[str, Any], replace: State | None) -> None:
     with _engine.Batch(), _lock:
         old_dict = inst.__dict__
         fields_set = set(inst.__pydantic_fields_set__)
         if replace is not None:
-            _set(inst, "__dict__", replace)
-            inst.__pydantic_fields_set__.update(replace)
+            _set(inst, "__dict__", dict(replace.__dict__))
+            _set(inst, "__pydantic_fields_set__", set(replace.__pydantic_fields_set__))
         else:
             try:
                 for name, value in changes.items():
