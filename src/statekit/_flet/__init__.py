@@ -1,0 +1,1 @@
+"""Private modules behind :mod:`statekit.flet` (the only ones that import Flet)."""
