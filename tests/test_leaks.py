@@ -26,7 +26,10 @@ def statekit_objects() -> int:
     """How many objects of statekit-defined classes are alive."""
     gc.collect()
     return sum(
-        1 for o in gc.get_objects() if getattr(type(o), "__module__", "").startswith("statekit")
+        1
+        for o in gc.get_objects()
+        # str(): some C extension metatypes expose __module__ as a descriptor
+        if str(getattr(type(o), "__module__", "")).startswith("statekit")
     )
 
 
