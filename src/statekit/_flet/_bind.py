@@ -79,8 +79,10 @@ class Binding:
         "_parse",
         "_ref",
         "_scheduled",
+        "_seen",
         "_target",
         "_unsent",
+        "_update",
         "_value",
         "_writing",
         "active",
@@ -95,9 +97,12 @@ class Binding:
         target: Any,
         prop: str,
         session: FletSession | None,
+        *,
         format: Callable[[Any], Any] | None,
+        update: bool = True,
     ) -> None:
         self.source = source
+        self._update = update
         self.prop = prop
         self.session = session
         self.active = True
@@ -106,6 +111,7 @@ class Binding:
         self._value: Any = _MISSING
         self._first = True
         self._scheduled = False
+        self._seen = False  # a Ref target has pointed to a control at least once
         self._unsent = False
         self._writing = False
         self._effect: Effect | None = None
@@ -168,12 +174,13 @@ class Binding:
             return
         control = self.control
         if control is None:
-            if self._ref is not None:
+            if self._ref is not None and not self._seen:
                 if self.session is not None:  # a Ref not set yet: retry after the next event
                     self.session.defer(self, self._flush)
             else:
-                self.unbind()  # the control was collected
+                self.unbind()  # the control was collected (a Ref's too)
             return
+        self._seen = True
         if self._event is not None and (self._hooked is None or self._hooked[2]() is not control):
             self._hook(control)  # first control, or a Ref now points to another one
         value = self._value
@@ -189,7 +196,7 @@ class Binding:
             return
         if not _mounted(control):
             self._unsent = False  # sent with the control when it is added to a page
-        elif push:
+        elif push and self._update:
             self._unsent = False
             control.update()
 
@@ -381,6 +388,7 @@ def bind(
     prop: str = "value",
     *,
     format: Callable[[Any], Any] | None = None,
+    update: bool = True,
 ) -> Binding:
     """Show ``source`` in ``control.<prop>``, now and after every change.
 
@@ -392,6 +400,7 @@ def bind(
     otherwise the value goes to the client when the control is added.
     ``format`` turns the value into what the property takes; by default a
     value shown in a ``str`` property (``Text.value``) goes through ``str``.
+    ``update=False`` only sets the property (you call ``update()`` yourself).
 
     Example:
         >>> import flet as ft, statekit as sk
@@ -420,7 +429,7 @@ def bind(
     # Read once, untracked, in the binding's scope: a missing store path or a
     # session value read outside any session raises here, at the call site.
     scope.run(_engine.untracked_call, src.read)
-    binding = Binding(src, control, prop, session, format)
+    binding = Binding(src, control, prop, session, format=format, update=update)
     with _lock:
         _registry.setdefault(control, []).append(binding)
     try:
@@ -441,6 +450,7 @@ def bind_two_way(
     event: str | None = None,
     parse: Callable[[Any], Any] | None = None,
     format: Callable[[Any], Any] | None = None,
+    update: bool = True,
 ) -> Binding:
     """Like :func:`bind`, and write the control's value back into ``source``.
 
@@ -465,7 +475,7 @@ def bind_two_way(
     src.require_writable("bind_two_way")
     target = control.current if isinstance(control, ft.Ref) else control
     name = event or _default_event(target)
-    binding = bind(src, control, prop, format=format)
+    binding = bind(src, control, prop, format=format, update=update)
     binding._parse = parse
     binding._event = f"on_{name}"
     if target is not None:
