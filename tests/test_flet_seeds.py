@@ -228,3 +228,91 @@ async def test_asp_12_pitfalls_snippet_runs() -> None:
     module = load("asp_12_pitfalls.py")
     s = await open_session(module.main)
     assert module.global_state.page is s.page and module.global_state.get("count") == 0
+
+
+# ---------------------------------------------------------------- FtState (seed 000)
+
+
+def _texts(s: OfflineSession, prefix: str) -> list[str]:
+    return [
+        p.value for p in s.conn.props if isinstance(p.value, str) and p.value.startswith(prefix)
+    ]
+
+
+async def test_ft_01_the_guide_counter_counts_per_session() -> None:
+    module = load("ft_01_guide.py")
+
+    @ft.component
+    def Profile() -> Any:  # named by the seed's main, never defined by it
+        return ft.Text(f"Hello {module.AppState.use_state().user_name}")
+
+    module.Profile = Profile
+    # Step 2's main, verbatim, calls components outside a render:
+    # ``page.add(Counter(), Profile())``. Flet 1.0.5 itself refuses that (the
+    # seed predates it); FtState.initialize() has run by then.
+    verbatim = await open_session(module.main)
+    assert any("No current renderer" in e for e in verbatim.errors())
+
+    def main(page: Any) -> None:  # the same main, rendering the components as Flet 1.0 wants
+        module.FtState.initialize()
+        rename = ft.Button("rename", on_click=lambda: module.UserController().update_profile("Ann"))
+        page.render(lambda: ft.Column([module.Counter(), module.Profile(), rename]))
+
+    a = await open_session(main)
+    b = await open_session(main)
+    assert a.errors() == [] and b.errors() == []
+    assert _texts(a, "Count") == ["Count: 0"] and _texts(a, "Hello") == ["Hello Guest"]
+    await a.click(button(a, "Increment"))
+    await a.click(button(a, "Increment"))
+    assert _texts(a, "Count")[-1] == "Count: 2"
+    assert _texts(b, "Count") == ["Count: 0"]  # each session has its own AppState
+
+    await a.click(button(a, "rename"))  # Step 4: get_state() in an event handler, no subscription
+    assert _texts(a, "Hello")[-1] == "Hello Ann"  # Profile subscribed with use_state()
+    assert a.run(lambda: module.AppState.get_state().user_name) == "Ann"
+    assert b.run(lambda: module.AppState.get_state().user_name) == "Guest"
+    # the seed's storage: the instance is also in page.session.store
+    stored = a.session.store.get("_state_manager_AppState")
+    assert stored is a.run(module.AppState.get_state)
+
+
+async def test_ft_02_multiple_state_classes() -> None:
+    import statekit as sk
+
+    with sk.session("import-time") as scope:  # the fragment calls initialize() at module level
+        module = load("ft_02_multiple.py")
+        assert module.AuthState.exists() and module.CartState.exists()
+    assert scope.level == "session"
+
+    def main(page: Any) -> None:
+        module.FtState.initialize()
+        page.render(lambda: ft.Column([module.Header(), ft.Button("go", on_click=login)]))
+
+    def login() -> None:
+        module.AuthState.get_state().user_id = "u1"
+        cart = module.CartState.get_state()
+        cart.items = [*cart.items, "apple", "pear"]
+
+    s = await open_session(main)
+    assert _texts(s, "User") == ["User: None, Cart: 0"]
+    await s.click(button(s, "go"))
+    assert _texts(s, "User")[-1] == "User: u1, Cart: 2"
+
+
+async def test_ft_03_docstring_examples_without_observable() -> None:
+    module = load("ft_03_docstrings.py")
+
+    def main(page: Any) -> None:
+        module.FtState.initialize()
+        go = ft.Button("go", on_click=lambda: module.UserController().update_name("Zoe"))
+        bump = ft.Button("bump", on_click=lambda: module.AppState.get_state().update("count", inc))
+        page.render(lambda: ft.Column([module.MyComponent(), go, bump]))
+
+    def inc(n: int) -> int:
+        return n + 1
+
+    s = await open_session(main)
+    await s.click(button(s, "bump"))
+    await s.click(button(s, "go"))
+    assert _texts(s, "Count") == ["Count: 0", "Count: 1"]  # name is not shown: no re-render
+    assert s.run(lambda: module.AppState.get_state().name) == "Zoe"

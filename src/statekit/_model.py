@@ -401,6 +401,24 @@ class State(BaseModel):
         return owner is not None and owner.has(cls._sk_definition())
 
     @classmethod
+    def use(cls, *fields: str) -> Self:
+        """In an ``@ft.component``: this session's instance, re-rendering on change.
+
+        FtState's ``use_state()``; see :func:`statekit.flet.use_model` (needs Flet).
+
+        Example:
+            >>> import statekit as sk
+            >>> class Cart(sk.State, scope="session"):
+            ...     items: list[str] = []
+            >>> # @ft.component
+            >>> # def Badge():
+            >>> #     return ft.Text(f"{len(Cart.use().items)} items")
+        """
+        from .flet import use_model
+
+        return cast(Self, use_model(cls, *fields))
+
+    @classmethod
     def initialize(cls, *classes: type[State]) -> dict[str, State]:
         """Create the instances of every registered State class of the current scope now.
 

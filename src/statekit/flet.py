@@ -8,7 +8,8 @@ This is the only public module that imports Flet (install ``statekit[flet]``).
   Closing the session disposes the scope with its bindings and effects.
 * :func:`bind` shows a reactive value in a control property;
   :func:`bind_two_way` also writes the control's value back; :func:`unbind`.
-* :func:`use_atom` and :func:`use_store` are hooks for ``@ft.component``.
+* :func:`use_atom`, :func:`use_store` and :func:`use_model` (``State.use()``)
+  are hooks for ``@ft.component``.
 
 Example:
     >>> import flet as ft, statekit as sk
@@ -26,6 +27,7 @@ from __future__ import annotations
 from ._flet._app import app, run, session
 from ._flet._bind import Binding, bind, bind_two_way, bindings, unbind
 from ._flet._hooks import use_atom, use_store
+from ._flet._model_hook import use_model
 from ._flet._session import FletSession, attach, current_session, lookup
 
 __all__ = [
@@ -42,5 +44,6 @@ __all__ = [
     "session",
     "unbind",
     "use_atom",
+    "use_model",
     "use_store",
 ]
