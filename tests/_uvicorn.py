@@ -24,12 +24,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn until the block ends; yield its base URL."""
+def serve(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn until the block ends; yield its base URL.
+
+    ``options`` override uvicorn settings (Flet's app needs ``ws="auto"``).
+    """
     port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-    )
+    settings: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "ws": "none"}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **{**settings, **options})
     server = uvicorn.Server(config)
     ctx = contextvars.copy_context()
     thread = threading.Thread(target=ctx.run, args=(server.run,), daemon=True)

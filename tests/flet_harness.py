@@ -20,8 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import importlib.util
+import itertools
+import pathlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import flet as ft
@@ -36,7 +41,15 @@ from flet.pubsub.pubsub_hub import PubSubHub
 
 import statekit.flet as skf
 
-__all__ = ["OfflineConnection", "OfflineSession", "PropSet", "open_session", "settle"]
+__all__ = [
+    "OfflineConnection",
+    "OfflineSession",
+    "PropSet",
+    "collect",
+    "load_file",
+    "open_session",
+    "settle",
+]
 
 _encode = configure_encode_object_for_msgpack(BaseControl)
 # Flet's own "run main for a new session" function (what its servers call).
@@ -223,6 +236,19 @@ async def open_session(
     if main is not None:
         await session.start(main)
     return session
+
+
+def load_file(path: pathlib.Path) -> ModuleType:
+    """Import a Python file afresh under a unique name (its module code runs again)."""
+    spec = importlib.util.spec_from_file_location(f"loaded_{path.stem}_{next(_loads)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import does (pydantic resolves annotations there)
+    spec.loader.exec_module(module)
+    return module
+
+
+_loads = itertools.count()
 
 
 def collect() -> None:

@@ -275,14 +275,14 @@ async def test_updates_from_another_thread_land_on_the_session_loop() -> None:
     s = await open_session(lambda page: page.add(label))
     s.run(lambda: skf.bind(count, label))
     loop_thread = threading.get_ident()
-    updated_in: list[int] = []
-    original = label.update
+    updated_in: list[int] = []  # the threads that sent to the client
+    original = s.conn.send_message
 
-    def spy() -> None:
+    def spy(message: object) -> None:
         updated_in.append(threading.get_ident())
-        original()
+        original(message)
 
-    label.update = spy  # type: ignore[method-assign]
+    s.conn.send_message = spy  # type: ignore[method-assign]
 
     def writer() -> None:
         for _ in range(1000):

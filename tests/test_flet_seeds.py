@@ -8,7 +8,6 @@ that it does what the seed's text says.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import pathlib
 import unittest
@@ -20,19 +19,15 @@ import pytest
 ft = pytest.importorskip("flet")
 
 import flet_seed_shim  # noqa: E402
-from flet_harness import OfflineSession, open_session, settle  # noqa: E402
+from flet_harness import OfflineSession, load_file, open_session, settle  # noqa: E402
 
 EXAMPLES = pathlib.Path(__file__).parent / "seed_examples"
 _ids = itertools.count()
 
 
 def load(name: str) -> ModuleType:
-    """Import a seed example afresh (its module-level code runs again)."""
-    spec = importlib.util.spec_from_file_location(f"seed_{name}_{next(_ids)}", EXAMPLES / name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Import an example afresh (its module-level code runs again)."""
+    return load_file(EXAMPLES / name)
 
 
 async def launch(name: str) -> tuple[ModuleType, OfflineSession]:

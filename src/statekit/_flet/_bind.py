@@ -194,11 +194,12 @@ class Binding:
             self._unsent = True
         if not self._unsent:
             return
-        if not _mounted(control):
+        page = _page_of(control)
+        if page is None:
             self._unsent = False  # sent with the control when it is added to a page
         elif push and self._update:
             self._unsent = False
-            control.update()
+            page.update(control)  # what control.update() does, without finding the page twice
 
     # ------------------------------------------------------------ two-way
 
@@ -327,14 +328,16 @@ def _param_count(fn: Any) -> int:
         return 1
 
 
-def _mounted(control: Any) -> bool:
-    """Whether ``control`` is on a live page (so ``update()`` reaches the client)."""
+def _page_of(control: Any) -> Any:
+    """The live page ``control`` is on (so an update reaches the client), else ``None``."""
     try:
         page = control.page
         index = page.session.index
     except (RuntimeError, AttributeError):
-        return False
-    return index.get(control._i) is control and not hasattr(control, "_frozen")
+        return None
+    if index.get(control._i) is not control or hasattr(control, "_frozen"):
+        return None
+    return page
 
 
 _str_props: dict[tuple[type, str], bool] = {}
