@@ -342,3 +342,31 @@ def test_invalidate_clear_and_handles() -> None:
     assert state.keys() == []
     with pytest.raises(KeyError):
         state.get("n")
+
+
+async def test_actions_are_statekit_actions_with_reactive_status() -> None:
+    state = fa.StateManager()
+    state.atom("user", None)
+    gate = asyncio.Event()
+
+    async def login(get: Any, set_value: Any, params: Any) -> str:
+        await gate.wait()
+        if params["password"] != "123":
+            raise PermissionError("bad password")
+        set_value("user", params["email"])
+        return "ok"
+
+    act = fa.Action(login)
+    seen: list[bool] = []
+    stop = sk.effect(lambda: seen.append(act.pending))
+    call = asyncio.ensure_future(act.run_async(state, {"email": "a@b.c", "password": "123"}))
+    await asyncio.sleep(0)
+    assert act.pending is True
+    gate.set()
+    assert await call == "ok"
+    assert act.pending is False and act.result == "ok" and state.get("user") == "a@b.c"
+    assert seen[0] is False and True in seen and seen[-1] is False
+    with pytest.raises(PermissionError):
+        await act.run_async(state, {"email": "x", "password": "no"})
+    assert isinstance(act.error, PermissionError) and state.get("user") == "a@b.c"
+    stop()

@@ -51,6 +51,7 @@ import flet as ft
 import statekit.flet as skf
 
 from .. import _engine
+from .._action import action
 from .._atom import atom as _atom
 from .._computed import Computed, computed
 from .._effect import effect
@@ -612,16 +613,27 @@ class StateManager:
 
     def action(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator: ``func(get, set, *args)`` becomes a callable bound to this manager."""
-        action = Action(lambda get, set_value, args: func(get, set_value, *args[0], **args[1]))
         if inspect.iscoroutinefunction(func):
 
+            async def handler_async(get: Getter, set_value: Any, args: Any) -> Any:
+                return await func(get, set_value, *args[0], **args[1])
+
+            handler_async.__name__ = func.__name__
+            runner = Action(handler_async)
+
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                return await action.run_async(self, (args, kwargs))
+                return await runner.run_async(self, (args, kwargs))
 
             return run_async
 
+        def handler(get: Getter, set_value: Any, args: Any) -> Any:
+            return func(get, set_value, *args[0], **args[1])
+
+        handler.__name__ = func.__name__
+        runner = Action(handler)
+
         def run(*args: Any, **kwargs: Any) -> Any:
-            return action.run(self, (args, kwargs))
+            return runner.run(self, (args, kwargs))
 
         return run
 
@@ -652,7 +664,11 @@ def _param_count(fn: Any) -> int:
 class Action:
     """A workflow that reads and writes a manager's state: ``Action(handler).run(state, args)``.
 
-    ``handler(get, set_value, args)``; :meth:`run_async` awaits an async one.
+    ``handler(get, set_value, args)``, sync or async; :meth:`run_async`
+    awaits it. It is a statekit action (:func:`statekit.action`), so its
+    status is reactive: ``pending``, ``result`` and ``error`` (bind them, or
+    read them in a selector), and ``cancel()`` stops a running async one.
+    An Action made during a Flet session keeps its status per session.
 
     Example:
         >>> import statekit.compat.flet_asp as fa
@@ -660,23 +676,57 @@ class Action:
         >>> _ = state.atom("n", 1)
         >>> bump = fa.Action(lambda get, set_value, by: set_value("n", get("n") + by))
         >>> bump.run(state, 2)
-        >>> state.get("n")
-        3
+        >>> state.get("n"), bump.pending, bump.error
+        (3, False, None)
     """
 
     def __init__(self, handler: Callable[[Getter, Callable[[str, Any], None], Any], Any]) -> None:
         self.handler = handler
+        label = getattr(handler, "__name__", "action")
+        scope = "session" if skf.current_session() is not None else "app"
+        if inspect.iscoroutinefunction(handler):
+
+            async def run_async(state: StateManager, args: Any) -> Any:
+                return await handler(state.get, state.set, args)
+
+            self._action: Any = action(run_async, name=f"flet-asp {label}", scope=scope)
+        else:
+
+            def run(state: StateManager, args: Any) -> Any:
+                return handler(state.get, state.set, args)
+
+            self._action = action(run, name=f"flet-asp {label}", scope=scope)
 
     def run(self, state: StateManager, args: Any = None) -> Any:
-        """Run the handler now with ``state``'s ``get`` and ``set``."""
-        return self.handler(state.get, state.set, args)
+        """Run the handler with ``state``'s ``get`` and ``set`` (an async one: returns the call)."""
+        return state._run(lambda: self._action(state, args))
 
     async def run_async(self, state: StateManager, args: Any = None) -> Any:
         """Run (and await) the handler with ``state``'s ``get`` and ``set``."""
-        result = self.handler(state.get, state.set, args)
+        result = self.run(state, args)
         if inspect.isawaitable(result):
             return await result
         return result
+
+    @property
+    def pending(self) -> bool:
+        """Whether a run is in progress (tracked)."""
+        return bool(self._action.pending)
+
+    @property
+    def result(self) -> Any:
+        """The result of the newest successful run (tracked)."""
+        return self._action.result
+
+    @property
+    def error(self) -> Exception | None:
+        """The exception of the newest finished run, ``None`` if it succeeded (tracked)."""
+        error: Exception | None = self._action.error
+        return error
+
+    def cancel(self) -> int:
+        """Cancel running async runs; return how many."""
+        return int(self._action.cancel())
 
 
 def get_state_manager(page: ft.Page) -> StateManager:
