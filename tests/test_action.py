@@ -1254,3 +1254,78 @@ def test_a_method_action_needs_weakref_able_instances() -> None:
 
     with pytest.raises(sk.InvalidDefinition, match="instances do not support weak references"):
         Slotted().go
+
+
+def test_async_queue_shared_by_event_loops_in_several_threads_never_overlaps() -> None:
+    active = 0
+    peak = 0
+    done: list[tuple[int, int]] = []
+    guard = threading.Lock()
+
+    @sk.action(policy="queue")
+    async def work(worker: int, i: int) -> int:
+        nonlocal active, peak
+        with guard:
+            active += 1
+            peak = max(peak, active)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.0005)
+        with guard:
+            active -= 1
+            done.append((worker, i))
+        return i
+
+    app = sk.current_scope()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        async def main() -> None:
+            results = await asyncio.gather(*(work(n, i) for i in range(25)))
+            assert results == list(range(25))
+
+        try:
+            with app:
+                asyncio.run(main())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and peak == 1 and len(done) == 100
+    for n in range(4):  # each loop's calls ran in its own call order
+        assert [i for w, i in done if w == n] == list(range(25))
+    assert (work.pending, work.running, work.queued) == (False, 0, 0)
+
+
+async def test_latest_call_on_one_loop_cancels_a_call_running_on_another() -> None:
+    started = threading.Event()
+    outcome: list[object] = []
+
+    @sk.action(policy="latest")
+    async def job(i: int) -> int:
+        if i == 1:
+            started.set()
+            await asyncio.sleep(30)  # only cancellation ends it
+        return i
+
+    app = sk.current_scope()
+
+    def other_loop() -> None:
+        async def main() -> None:
+            try:
+                outcome.append(await job(1))
+            except sk.ActionCancelled as exc:
+                outcome.append(exc.reason)
+
+        with app:
+            asyncio.run(main())
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    assert await asyncio.to_thread(started.wait, 10)
+    assert await job(2) == 2
+    await asyncio.to_thread(thread.join, 10)
+    assert outcome == ["superseded"] and job.result == 2 and not job.pending
