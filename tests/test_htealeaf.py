@@ -521,3 +521,24 @@ def test_react_on_auth_store_renders_the_current_users_value(site: Site) -> None
     )
     assert f'<span data-sk-text="{todos.id}:/todo/0"></span>' in site.client().get("/mine").text
     assert hl.null is None and json.loads("[]") == []
+
+
+def test_the_seed_example_file_runs_with_only_its_imports_changed() -> None:
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "htealeaf_seed.py"
+    module = runpy.run_path(str(example))
+    with serve(module["app"]) as url:
+        c = httpx.Client(base_url=url, timeout=10)
+        counter_id = module["cstore"].id
+        assert f'data-sk-text="{counter_id}:/counter">1</span>' in c.get("/counter").text
+        assert c.get("/", follow_redirects=False).headers["location"] == "/login"
+        c.get("/login?name=ana")
+        todo_id = module["todoStore"].id
+        r = c.post(f"/api/_store/{todo_id}/todo", json={"value": "milk"}, headers=WRITE)
+        assert r.status_code == 200
+        page = c.get("/").text
+        assert '<div data-idx="0">milk</div>' in page and "Add Task" in page
+        r = c.patch(f"/api/_store/{module['globalStore'].id}/counter", json=7, headers=WRITE)
+        assert r.json() == 7

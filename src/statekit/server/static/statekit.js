@@ -525,6 +525,12 @@ export class Client {
     return copy.value === undefined ? undefined : tryGet(copy.value, parsePointer(path));
   }
 
+  /** Resolves when the writes made so far (to `store`, or to every store) were answered. */
+  settled(store = null) {
+    const copies = store === null ? [...this.stores.values()] : [this._copy(store)];
+    return Promise.all(copies.map((c) => c.queue)).then(() => undefined);
+  }
+
   /** The server's version of the copy we hold. */
   version(store) {
     return this._copy(store).version;
@@ -571,9 +577,10 @@ export class Client {
 
   // One local write: `apply` is its optimistic effect on a document, `send` builds and
   // sends its request against the value it will apply to, and returns the new version.
-  _write(store, apply, send) {
+  _write(store, apply, send, init = null) {
     const copy = this._copy(store);
     const write = { apply, confirmed: undefined };
+    if (init) init(write);
     copy.pending.push(write);
     this._recompute(copy);
     const run = async () => {
@@ -653,21 +660,37 @@ export class Client {
     const copy = this._copy(store);
     const parts = parsePointer(path);
     const pointer = formatPointer(parts);
-    const opFor = (doc) => {
+    // Typing makes a set per keystroke: one still waiting for its turn takes the new
+    // value instead of queueing another request behind it.
+    const last = copy.pending[copy.pending.length - 1];
+    if (last && last.setPointer === pointer && last.sentAt === undefined) {
+      last.value = value;
+      this._recompute(copy);
+      return last.promise;
+    }
+    const opFor = (doc, v) => {
       const parent = parts.length ? tryGet(doc, parts.slice(0, -1)) : undefined;
       const isNewKey = kind(parent) === "object" && !Object.prototype.hasOwnProperty.call(parent, parts[parts.length - 1]);
-      return [{ op: isNewKey ? "add" : "replace", path: pointer, value }];
+      return [{ op: isNewKey ? "add" : "replace", path: pointer, value: v }];
     };
-    return this._write(
+    let write = null;
+    const promise = this._write(
       store,
-      (doc) => applyPatch(doc, opFor(doc)),
-      async (c, write) => {
-        const ops = opFor(this._valueBefore(c, write));
+      (doc) => applyPatch(doc, opFor(doc, write.value)),
+      async (c, w) => {
+        const ops = opFor(this._valueBefore(c, w), w.value);
         const version = await this._sendPatch(store, ops);
         this._advance(copy, version, ops);
         return version;
       },
+      (w) => {
+        write = w;
+        w.setPointer = pointer;
+        w.value = value;
+      },
     );
+    write.promise = promise;
+    return promise;
   }
 
   /** Add `delta` to the number at `path`: test + replace, retried when someone else won. */
