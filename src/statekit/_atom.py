@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _engine
-from ._definition import Definition
+from ._definition import Definition, signal_value
 from ._engine import SignalNode
 from ._frozen import freeze
 from ._scope import Scope, _current
@@ -15,7 +15,8 @@ from ._subscribe import subscribe_node
 __all__ = ["Atom", "atom"]
 
 T = TypeVar("T")
-_read_signal = _engine.read_signal
+_write_signal = _engine.write_signal
+_PLAIN = frozenset({int, float, str, bool, type(None)})  # freeze() returns these as they are
 
 
 class Atom(Definition, Generic[T]):
@@ -55,17 +56,26 @@ class Atom(Definition, Generic[T]):
     def _make_node(self, scope: Scope) -> SignalNode:
         return SignalNode(self._initial, self.name, scope, self._equals)
 
-    @property
-    def value(self) -> T:
-        """The current value (tracked inside computeds and effects)."""
-        owner = _current.get().chain[self._depth]
-        cache = self._cache
-        node: SignalNode = cache[1] if cache[0] is owner else self._lookup(owner)
-        return _read_signal(node)  # type: ignore[no-any-return]
+    if TYPE_CHECKING:
 
-    @value.setter
-    def value(self, new: T) -> None:
-        _engine.write_signal(self._node(), freeze(new))
+        @property
+        def value(self) -> T:
+            """The current value (tracked inside computeds and effects)."""
+
+        @value.setter
+        def value(self, new: T) -> None: ...
+
+    else:
+
+        def _set_value(self, new: T) -> None:
+            self.set(new)
+
+        # The getter is the engine's inlined resolve-and-track read.
+        value = property(
+            signal_value,
+            _set_value,
+            doc="The current value (tracked inside computeds and effects).",
+        )
 
     def get(self) -> T:
         """The current value (tracked), like ``.value``."""
@@ -73,7 +83,10 @@ class Atom(Definition, Generic[T]):
 
     def set(self, new: T) -> None:
         """Replace the value; subscribers run if it changed."""
-        _engine.write_signal(self._node(), freeze(new))
+        owner = _current.get().chain[self._depth]
+        cache = self._cache
+        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        _write_signal(node, new if new.__class__ in _PLAIN else freeze(new))
 
     def update(self, fn: Callable[[T], T]) -> T:
         """Atomically replace the value by ``fn(old)`` and return the new value.

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from types import FunctionType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _engine
-from ._definition import Definition, Misplaced
+from ._definition import Definition, Misplaced, computed_value
 from ._engine import ComputedNode, Node
 from ._frozen import freeze
-from ._scope import Scope, _current, _tree_lock, contains
+from ._scope import Scope, _tree_lock, contains
 from ._subscribe import subscribe_node
 from .exceptions import ScopeError
 
@@ -46,7 +48,6 @@ def _check_owner(dep: Node, sub: Node) -> None:
 
 _engine.set_owner_check(_check_owner)
 _engine.set_value_filter(freeze)
-_read_computed = _engine.read_computed
 
 
 class Computed(Definition, Generic[T]):
@@ -121,17 +122,18 @@ class Computed(Definition, Generic[T]):
             self._forget(scope)
         _engine.retire_node(node)
 
-    @property
-    def value(self) -> T:
-        """The up-to-date value (tracked inside computeds and effects)."""
-        # The hot path of every derivation: resolution and read inlined.
-        owner = _current.get().chain[self._depth]
-        cache = self._cache
-        node = cache[1] if cache[0] is owner else self._lookup(owner)
-        try:
-            return _read_computed(node)  # type: ignore[no-any-return]
-        except Misplaced as exc:
-            return self._misplaced(exc, node, _read_computed)
+    if TYPE_CHECKING:
+
+        @property
+        def value(self) -> T:
+            """The up-to-date value (tracked inside computeds and effects)."""
+
+    else:
+        # The hot path of every derivation: resolution and read in one function
+        # (see ``_engine.definition_getters``).
+        value = property(
+            computed_value, doc="The up-to-date value (tracked inside computeds and effects)."
+        )
 
     def get(self) -> T:
         """The up-to-date value (tracked), like ``.value``."""
@@ -145,6 +147,17 @@ class Computed(Definition, Generic[T]):
         """Call ``callback(value)`` after each change; return a function that stops it."""
         self._read(_engine.peek_computed)  # settle the level before subscribing
         return subscribe_node(self._node(), _engine.read_computed, callback)
+
+
+_FLAGS_SUFFICE = sys.version_info < (3, 12)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    # inspect.iscoroutinefunction costs about a microsecond; a plain function
+    # answers with its code flags (3.12+ also honours markcoroutinefunction).
+    if type(fn) is FunctionType and _FLAGS_SUFFICE:
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn)
 
 
 @overload
@@ -194,7 +207,7 @@ def computed(
     """
     if fn is None:
         return lambda f: computed(f, name=name, scope=scope, equals=equals, initial=initial)
-    if inspect.iscoroutinefunction(fn):
+    if _is_async(fn):
         from ._async_computed import AsyncComputed
 
         return AsyncComputed(fn, name=name, scope=scope, equals=equals, initial=initial)

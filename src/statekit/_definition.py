@@ -6,14 +6,15 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ._engine import Node, active_node
+from ._engine import Node, active_node, definition_getters
 from ._scope import LEVELS, Scope, _current, level_index, scope_error
 from .exceptions import ScopeError
 
-__all__ = ["Definition", "Misplaced"]
+__all__ = ["Definition", "Misplaced", "computed_value", "signal_value"]
 
 _counter = itertools.count(1)
 _NOWHERE: tuple[Any, Any] = (object(), None)
+_DEPTHS = {level: depth for depth, level in enumerate(LEVELS)}
 
 
 class Misplaced(ScopeError):
@@ -29,6 +30,11 @@ class Misplaced(ScopeError):
         self.depth = depth
 
 
+# The ``.value`` getters of Atom and Computed (built by the engine, which
+# inlines the node resolution below into the tracked read).
+signal_value, computed_value = definition_getters(Misplaced)
+
+
 class Definition:
     """Base of every definition: resolves its node in the current scope chain.
 
@@ -42,7 +48,8 @@ class Definition:
 
     def __init__(self, name: str | None, scope: str, kind: str) -> None:
         self.name = name if name is not None else f"{kind}#{next(_counter)}"
-        self._depth = level_index(scope)
+        depth = _DEPTHS.get(scope)  # the common, valid case without a call
+        self._depth = depth if depth is not None else level_index(scope)
         self._cache: tuple[Any, Any] = _NOWHERE
 
     @property

@@ -19,9 +19,10 @@ works at the default recursion limit.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -34,8 +35,10 @@ from ._nodes import (
     PENDING,
     QUEUED,
     RUNNING,
+    STALE,
     WATCHER,
     ComputedNode,
+    Failure,
     Link,
     Node,
     SignalNode,
@@ -49,6 +52,14 @@ from ._nodes import (
 # same way instead of caching the error.
 MAX_NESTING = 150
 MAX_RERUNS = 100  # an effect re-triggered by its own run more often than this is a cycle
+
+# Flag masks of the hot paths, computed once.
+_NOT_DIRTY_OR_PENDING = ~(DIRTY | PENDING)
+_NOT_RUNNING = ~RUNNING
+_NOT_RUNNING_OR_ERROR = ~(RUNNING | HAS_ERROR)
+_NOT_QUEUED = ~QUEUED
+_NOT_PENDING = ~PENDING
+_SKIP_RUN = DISPOSED | RUNNING
 
 lock = threading.RLock()
 _logger = logging.getLogger("statekit")
@@ -95,18 +106,24 @@ def report(exc: BaseException, where: str) -> None:
         _log_error(exc, where)
 
 
-class _ThreadState(threading.local):
-    """Per-thread engine state (class attributes are the per-thread defaults)."""
+class _State:
+    """One thread's engine state, reached through one thread-local lookup."""
 
-    active: Node | None = None  # the watcher whose run is being tracked (outside the lock)
-    batch: int = 0
-    flushing: bool = False
+    __slots__ = ("active", "batch", "flushing", "queue")
 
     def __init__(self) -> None:
+        self.active: Node | None = None  # the watcher whose run is being tracked
+        self.batch = 0
+        self.flushing = False
         self.queue: deque[Node] = deque()
 
 
-tls = _ThreadState()
+class _ThreadLocal(threading.local):
+    def __init__(self) -> None:
+        self.state = _State()
+
+
+tls = _ThreadLocal()
 
 # Computed evaluation happens under ``lock``, so the computed being tracked is
 # a plain global rather than a thread-local (a thread-local costs ~3x more on
@@ -116,6 +133,8 @@ _nesting = 0  # nested computed evaluations right now
 _active: Node | None = None  # the computed being evaluated
 _owner = 0  # ident of the thread evaluating it
 _ident = threading.get_ident
+_acquire = lock.acquire
+_release = lock.release
 
 
 def tracker() -> Node | None:
@@ -123,7 +142,7 @@ def tracker() -> Node | None:
     active = _active
     if active is not None and _owner == _ident():
         return active
-    return tls.active
+    return tls.state.active
 
 
 class _TooDeep(BaseException):
@@ -151,18 +170,21 @@ def _equal(equals: Callable[[Any, Any], bool] | None, old: Any, new: Any) -> boo
 
 
 def update_computed(node: ComputedNode) -> bool:
-    """Re-run ``node``; return whether its value (or error) changed."""
-    global _nesting, _active, _owner
-    if _nesting >= MAX_NESTING:
+    """Re-run ``node``; return whether its value (or error) changed.
+
+    The new value is stored *before* RUNNING is cleared: a lock-free reader
+    (which only trusts a node without DIRTY, PENDING or RUNNING) never sees
+    a half-finished run.
+    """
+    global _nesting, _active
+    nesting = _nesting
+    if nesting >= MAX_NESTING:
         raise _TooDeep(node)
-    if not _nesting:
-        _owner = _ident()
-    _nesting += 1
+    _nesting = nesting + 1
     prev = _active
-    node.caller = prev
     _active = node
     node.deps_tail = None
-    node.flags = (node.flags & ~(DIRTY | PENDING)) | RUNNING
+    node.flags = node.flags & _NOT_DIRTY_OR_PENDING | RUNNING
     try:
         if node.owner is _probe():
             new = node.fn()
@@ -171,51 +193,46 @@ def update_computed(node: ComputedNode) -> bool:
             new = node.fn() if context is None else context(node.fn)
     except BaseException as exc:
         _active = prev
-        _nesting -= 1
-        node.caller = None
-        if isinstance(exc, RecursionError) and _nesting:
+        _nesting = nesting
+        if isinstance(exc, RecursionError) and nesting:
             # Out of stack while nested: unwind and evaluate this node first.
             node.flags = (node.flags & ~RUNNING) | DIRTY
             raise _TooDeep(node) from None
         if isinstance(exc, Exception):
-            node.flags &= ~RUNNING
             end_tracking(node)
+            node.value = Failure(exc)
             # A cycle is not a property of the dependencies recorded (the
             # read that closed it was refused), so stay dirty: the next read
             # tries again and succeeds once the cycle is broken.
-            node.flags |= HAS_ERROR | (DIRTY if isinstance(exc, CycleError) else 0)
-            node.value = (exc, exc.__traceback__)
-            node.version += 1
+            node.flags = (
+                (node.flags & ~RUNNING) | HAS_ERROR | (DIRTY if isinstance(exc, CycleError) else 0)
+            )
             return True
         # _TooDeep, KeyboardInterrupt...: leave the node to be recomputed.
         node.flags = (node.flags & ~RUNNING) | DIRTY
         raise
     _active = prev
-    _nesting -= 1
-    node.caller = None
+    _nesting = nesting
     if new.__class__ not in _PLAIN:
         new = _value_filter(new)
-    flags = node.flags & ~RUNNING
     tail = node.deps_tail
     if (node.deps if tail is None else tail.next_dep) is not None:
         end_tracking(node)
-    if flags & HAS_ERROR:
-        node.flags = flags & ~HAS_ERROR
-    else:
-        node.flags = flags
-        if node.version:
-            equals = node.equals
-            old = node.value
-            if equals is None:
-                try:
-                    if old is new or old == new:
-                        return False
-                except Exception:
-                    pass  # e.g. arrays whose == is elementwise: a change
-            elif _equal(equals, old, new):
-                return False
+    old = node.value
+    if old.__class__ is not Failure:  # neither an error nor the first run
+        equals = node.equals
+        if equals is None:
+            try:
+                if old is new or old == new:
+                    node.flags &= _NOT_RUNNING
+                    return False
+            except Exception:
+                pass  # e.g. arrays whose == is elementwise: a change
+        elif _equal(equals, old, new):
+            node.flags &= _NOT_RUNNING
+            return False
     node.value = new
-    node.version += 1
+    node.flags &= _NOT_RUNNING_OR_ERROR
     return True
 
 
@@ -279,24 +296,52 @@ def _refresh(node: ComputedNode) -> None:
 
 def _cycle(node: Node) -> CycleError:
     names = [node.name]
-    walk = tracker()
-    while walk is not None and walk is not node:
+    for walk in _evaluating():
+        if walk is node:
+            break
         names.append(walk.name)
-        walk = walk.caller if isinstance(walk, ComputedNode) else None
     names.append(node.name)
     if len(names) > 2:
         names[1:-1] = reversed(names[1:-1])
     return CycleError(names)
 
 
+def _evaluating() -> Iterator[Node]:
+    """The computeds being evaluated on this thread, innermost first.
+
+    Read off the Python stack (the ``node`` of each ``update_computed``
+    frame) so that the hot path keeps no evaluation stack of its own; only
+    a CycleError needs it.
+    """
+    code = update_computed.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            yield frame.f_locals["node"]
+        frame = frame.f_back  # type: ignore[assignment]
+
+
 def _drive(action: Callable[[Any], Any], node: Any) -> Any:
-    """Run ``action(node)`` at the top level, unwinding and resuming deep chains."""
+    """Run ``action(node)`` at the top level, unwinding and resuming deep chains.
+
+    Every evaluation starts here or in ``_deps_changed`` (lock held), which is
+    where the evaluating thread is recorded for the readers' ``_owner ==
+    _ident()`` test.
+    """
+    global _owner
     if _nesting:
         return action(node)  # nested: the outermost driver handles ``_TooDeep``
-    try:
-        return action(node)
-    except _TooDeep as too_deep:
-        todo = [too_deep.node]
+    _owner = _ident()
+    while True:
+        try:
+            return action(node)
+        except _TooDeep as too_deep:
+            _unwind(too_deep.node)
+
+
+def _unwind(node: ComputedNode) -> None:
+    """Evaluate a too-deep ``node`` first, and whatever it needs before it."""
+    todo = [node]
     while todo:
         try:
             _refresh(todo[-1])
@@ -304,14 +349,33 @@ def _drive(action: Callable[[Any], Any], node: Any) -> Any:
             todo.append(deeper.node)
         else:
             todo.pop()
-    return action(node)
+
+
+def _deps_changed(watcher: WatcherNode) -> bool:
+    """Whether a PENDING watcher's dependencies really changed (lock held, top level)."""
+    global _owner
+    _owner = _ident()
+    while True:
+        try:
+            return check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
+        except _TooDeep as too_deep:
+            _unwind(too_deep.node)
 
 
 def _result(node: ComputedNode) -> Any:
-    if node.flags & HAS_ERROR:
-        exc, tb = node.value
-        raise exc.with_traceback(tb)
-    return node.value
+    value = node.value
+    if value.__class__ is Failure:
+        value.throw()
+    return value
+
+
+# --------------------------------------------------------------------------
+# reading
+#
+# The tracked-read fast path (re-use last run's link at the cursor) appears
+# inline in the readers below and in the definition getters: each is a read
+# of ``.value`` on every derivation, and a shared helper would cost a Python
+# call per read.
 
 
 def read_computed(node: ComputedNode) -> Any:
@@ -319,11 +383,10 @@ def read_computed(node: ComputedNode) -> Any:
     active = _active
     if active is not None and _owner == _ident():
         # Inside another computed's evaluation: this thread holds the lock.
-        if node.flags & (DIRTY | PENDING | RUNNING):
+        if node.flags & STALE:
             _refresh(node)
         if node.owner is not active.owner and _owner_check is not None:
             _owner_check(node, active)
-        # Inline fast path of link(): same dependency as last run.
         tail = active.deps_tail
         if tail is None or tail.dep is not node:
             following = active.deps if tail is None else tail.next_dep
@@ -331,13 +394,43 @@ def read_computed(node: ComputedNode) -> Any:
                 active.deps_tail = following
             else:
                 link(node, active)
-        if node.flags & HAS_ERROR:
-            exc, tb = node.value
-            raise exc.with_traceback(tb)
-        return node.value
-    watcher = tls.active
+        value = node.value
+        if value.__class__ is Failure:
+            value.throw()
+        return value
+    return _read_computed_outside(node)
+
+
+def _read_computed_outside(node: ComputedNode) -> Any:
+    """A read from an effect, a listener or plain code (not from a computed).
+
+    Lock-free when the node is up to date and the watcher (if any) read it at
+    the same position last run: the link already exists, so a concurrent
+    write reaches the watcher (RUNNING) and makes it run again. The value is
+    one attribute load, never a mix of two runs (see ``update_computed``).
+    """
+    watcher = tls.state.active
+    if not node.flags & STALE:
+        if watcher is None:
+            value = node.value
+            if value.__class__ is Failure:
+                value.throw()
+            return value
+        tail = watcher.deps_tail
+        if tail is None:
+            following = watcher.deps
+        elif tail.dep is node:
+            following = tail  # read twice in a row
+        else:
+            following = tail.next_dep
+        if following is not None and following.dep is node:
+            watcher.deps_tail = following
+            value = node.value
+            if value.__class__ is Failure:
+                value.throw()
+            return value
     with lock:
-        if node.flags & (DIRTY | PENDING | RUNNING):
+        if node.flags & STALE:
             _drive(_refresh, node)
         if watcher is not None and not watcher.flags & DISPOSED:
             link(node, watcher)
@@ -351,15 +444,131 @@ def peek_computed(node: ComputedNode) -> Any:
     if prev is not None and _owner == _ident():
         _active = None
         try:
-            if node.flags & (DIRTY | PENDING | RUNNING):
+            if node.flags & STALE:
                 _refresh(node)
             return _result(node)
         finally:
             _active = prev
     with lock:
-        if node.flags & (DIRTY | PENDING | RUNNING):
+        if node.flags & STALE:
             _drive(_refresh, node)
         return _result(node)
+
+
+def read_signal(node: SignalNode) -> Any:
+    """Read a signal, tracking it for the current run."""
+    active = _active
+    if active is not None and _owner == _ident():
+        if node.owner is not active.owner and _owner_check is not None:
+            _owner_check(node, active)
+        tail = active.deps_tail
+        if tail is None or tail.dep is not node:
+            following = active.deps if tail is None else tail.next_dep
+            if following is not None and following.dep is node:
+                active.deps_tail = following
+            else:
+                link(node, active)
+        return node.value
+    return _read_signal_outside(node)
+
+
+def _read_signal_outside(node: SignalNode) -> Any:
+    """A signal read outside computeds; lock-free unless a new link is needed."""
+    watcher = tls.state.active
+    if watcher is None:
+        return node.value
+    tail = watcher.deps_tail
+    if tail is None:
+        following = watcher.deps
+    elif tail.dep is node:
+        return node.value  # read twice in a row
+    else:
+        following = tail.next_dep
+    if following is not None and following.dep is node:
+        watcher.deps_tail = following
+        return node.value
+    with lock:
+        if not watcher.flags & DISPOSED:
+            link(node, watcher)
+        return node.value
+
+
+def definition_getters(
+    misplaced: type[Exception],
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The ``.value`` getters of atoms and computeds, with every step inlined.
+
+    A definition resolves its node in the current scope chain (``_depth``
+    into the chain, a one-entry ``_cache``, ``_lookup`` on a miss) and reads
+    it: this is the one Python call every derivation pays per read, so the
+    resolution and the tracked read live in one function. A ``misplaced``
+    error from a computed's read is handed to ``self._misplaced(exc, node,
+    read_computed)`` (the computed moves to a deeper scope and reads again).
+    """
+
+    def signal_value(self: Any) -> Any:
+        owner = _probe().chain[self._depth]
+        cache = self._cache
+        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        active = _active
+        if active is not None and _owner == _ident():
+            if node.owner is not active.owner and _owner_check is not None:
+                _owner_check(node, active)
+            tail = active.deps_tail
+            if tail is None or tail.dep is not node:
+                following = active.deps if tail is None else tail.next_dep
+                if following is not None and following.dep is node:
+                    active.deps_tail = following
+                else:
+                    link(node, active)
+            return node.value
+        watcher = tls.state.active
+        if watcher is not None:  # lock-free when the link is in place
+            tail = watcher.deps_tail
+            following = watcher.deps if tail is None else tail.next_dep
+            if following is None or following.dep is not node:
+                return _read_signal_outside(node)
+            watcher.deps_tail = following
+        return node.value
+
+    def computed_value(self: Any) -> Any:
+        owner = _probe().chain[self._depth]
+        cache = self._cache
+        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        active = _active
+        try:
+            if active is not None and _owner == _ident():
+                if node.flags & STALE:
+                    _refresh(node)
+                if node.owner is not active.owner and _owner_check is not None:
+                    _owner_check(node, active)
+                tail = active.deps_tail
+                if tail is None or tail.dep is not node:
+                    following = active.deps if tail is None else tail.next_dep
+                    if following is not None and following.dep is node:
+                        active.deps_tail = following
+                    else:
+                        link(node, active)
+            elif not node.flags & STALE:
+                # From an effect or plain code, up to date: lock-free as in
+                # _read_computed_outside when the link is already in place.
+                watcher = tls.state.active
+                if watcher is not None:
+                    tail = watcher.deps_tail
+                    following = watcher.deps if tail is None else tail.next_dep
+                    if following is None or following.dep is not node:
+                        return _read_computed_outside(node)
+                    watcher.deps_tail = following
+            else:
+                return _read_computed_outside(node)
+            value = node.value
+            if value.__class__ is Failure:
+                value.throw()
+            return value
+        except misplaced as exc:
+            return self._misplaced(exc, node, read_computed)
+
+    return signal_value, computed_value
 
 
 _PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None)})
@@ -388,6 +597,8 @@ def set_context_probe(probe: Callable[[], Any]) -> None:
 
     A computed whose owner is already current runs without entering its
     context: the common case costs one C-level call instead of a wrapper.
+    The definition getters resolve their node through it too, so it must
+    return an object with a ``chain`` (a scope) once definitions are read.
     """
     global _probe
     _probe = probe
@@ -407,62 +618,49 @@ def set_owner_check(check: OwnerCheck | None) -> None:
     _owner_check = check
 
 
-def read_signal(node: SignalNode) -> Any:
-    """Read a signal, tracking it for the current run."""
-    active = _active
-    if active is not None and _owner == _ident():
-        if node.owner is not active.owner and _owner_check is not None:
-            _owner_check(node, active)
-        tail = active.deps_tail
-        if tail is None or tail.dep is not node:
-            following = active.deps if tail is None else tail.next_dep
-            if following is not None and following.dep is node:
-                active.deps_tail = following
-            else:
-                link(node, active)
-        return node.value
-    watcher = tls.active
-    if watcher is None:
-        return node.value
-    with lock:
-        if not watcher.flags & DISPOSED:
-            link(node, watcher)
-        return node.value
-
-
 # --------------------------------------------------------------------------
 # writing
 
 
-def _check_writable(node: SignalNode) -> None:
-    active = _active
-    if active is not None and _owner == _ident():
-        raise StatekitError(
-            f"computed {active.name!r} tried to write {node.name!r}: "
-            "computed values must not have side effects (use an effect or an action)"
-        )
+def _side_effect(active: Node, node: SignalNode) -> StatekitError:
+    return StatekitError(
+        f"computed {active.name!r} tried to write {node.name!r}: "
+        "computed values must not have side effects (use an effect or an action)"
+    )
 
 
 def write_signal(node: SignalNode, value: Any) -> bool:
     """Set a signal; return whether it changed. Effects run unless batched."""
-    _check_writable(node)
-    state = tls
+    active = _active
+    if active is not None and _owner == _ident():
+        raise _side_effect(active, node)
+    state = tls.state
     with lock:
-        if _equal(node.equals, node.value, value):
+        old = node.value
+        equals = node.equals
+        if equals is None:
+            try:
+                if old is value or old == value:
+                    return False
+            except Exception:
+                pass  # e.g. arrays whose == is elementwise: a change
+        elif _equal(equals, old, value):
             return False
         node.value = value
         node.version += 1
         if node.subs is not None:
             propagate(node.subs, state.queue)
     if state.queue and not state.batch:
-        flush()
+        flush(state)
     return True
 
 
 def modify_signal(node: SignalNode, fn: Callable[[Any], Any]) -> Any:
     """Atomically replace a signal's value by ``fn(old)``; return the new value."""
-    _check_writable(node)
-    state = tls
+    active = _active
+    if active is not None and _owner == _ident():
+        raise _side_effect(active, node)
+    state = tls.state
     with lock:
         old = node.value
         value = fn(old)
@@ -472,7 +670,7 @@ def modify_signal(node: SignalNode, fn: Callable[[Any], Any]) -> Any:
             if node.subs is not None:
                 propagate(node.subs, state.queue)
     if state.queue and not state.batch:
-        flush()
+        flush(state)
     return value
 
 
@@ -486,7 +684,7 @@ class Batch:
     __slots__ = ()
 
     def __enter__(self) -> None:
-        tls.batch += 1
+        tls.state.batch += 1
 
     def __exit__(
         self,
@@ -494,106 +692,117 @@ class Batch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        state = tls
+        state = tls.state
         state.batch -= 1
         if not state.batch and state.queue:
-            flush()
+            flush(state)
 
 
-def flush() -> None:
-    """Run the queued watchers of this thread, in the order they were reached."""
-    state = tls
+def flush(state: _State | None = None) -> None:
+    """Run the queued watchers of this thread, in the order they were reached.
+
+    The lock is held for the whole loop except around each watcher's own
+    code: the bookkeeping after one watcher's run and the check before the
+    next one's share one acquisition.
+    """
+    if state is None:
+        state = tls.state
     if state.flushing:
         return  # a write inside an effect: the outer loop picks its effects up
+    global _owner
     state.flushing = True
     queue = state.queue
+    me = _ident()
+    _acquire()
     try:
         while queue:
-            run_watcher(queue.popleft())  # type: ignore[arg-type]
+            watcher: WatcherNode = queue.popleft()  # type: ignore[assignment]
+            flags = watcher.flags & _NOT_QUEUED
+            watcher.flags = flags
+            if flags & _SKIP_RUN:
+                continue  # a running watcher re-checks itself when its run ends
+            if not flags & DIRTY:
+                if not flags & PENDING:
+                    continue
+                _owner = me  # what _deps_changed does, inlined: the common case
+                try:
+                    changed = check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
+                except _TooDeep:
+                    changed = _deps_changed(watcher)
+                if not changed:
+                    watcher.flags &= _NOT_PENDING
+                    continue
+            watcher.flags = watcher.flags & _NOT_DIRTY_OR_PENDING | RUNNING
+            watcher.deps_tail = None
+            _execute(watcher, state)
     finally:
+        _release()
         state.flushing = False
 
 
-def _watcher_dirty(watcher: WatcherNode) -> bool:
-    return check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
+def _execute(watcher: WatcherNode, state: _State) -> None:
+    """Run a watcher (RUNNING set, tracking reset), re-running while it is dirty.
 
-
-def _needs_run(watcher: WatcherNode) -> bool:
-    flags = watcher.flags
-    if flags & DIRTY:
-        return True
-    if flags & PENDING:
-        if _drive(_watcher_dirty, watcher):
-            return True
-        watcher.flags &= ~PENDING
-    return False
-
-
-def run_watcher(watcher: WatcherNode) -> None:
-    """Run ``watcher`` if one of its dependencies really changed."""
-    with lock:
-        watcher.flags &= ~QUEUED
-        if watcher.flags & (DISPOSED | RUNNING):
-            return  # a running watcher re-checks itself when its run ends
-        if not _needs_run(watcher):
+    Called and returns with the lock held; releases it around the watcher's
+    own code, which never runs under the lock.
+    """
+    reruns = 0
+    while True:
+        _release()
+        try:
+            cleanup = watcher.cleanup
+            if cleanup is not None:
+                watcher.cleanup = None
+                _call_safely(cleanup, watcher)
+            prev = state.active
+            state.active = watcher
+            try:
+                context = watcher.context
+                if context is None or watcher.owner is _probe():
+                    result = watcher.fn()
+                else:
+                    result = context(watcher.fn)
+                if result is not None and callable(result):
+                    watcher.cleanup = result
+            except Exception as exc:
+                report(exc, f"effect {watcher.name!r}")
+            finally:
+                state.active = prev
+        finally:
+            _acquire()
+        flags = watcher.flags
+        if flags & DISPOSED:
+            watcher.flags = flags & ~RUNNING
+            detach(watcher)
+            _release()
+            try:
+                _final_cleanup(watcher)
+            finally:
+                _acquire()
+            return
+        tail = watcher.deps_tail
+        if (watcher.deps if tail is None else tail.next_dep) is not None:
+            end_tracking(watcher)
+        if not flags & DIRTY and not (flags & PENDING and _deps_changed(watcher)):
+            watcher.flags &= ~(RUNNING | PENDING)
+            return
+        reruns += 1
+        if reruns > MAX_RERUNS:
+            watcher.flags &= ~(RUNNING | PENDING | DIRTY)
+            report(
+                CycleError([watcher.name, watcher.name]),
+                f"effect {watcher.name!r} (re-triggered itself {MAX_RERUNS} times)",
+            )
             return
         watcher.flags = (watcher.flags & ~(DIRTY | PENDING)) | RUNNING
         watcher.deps_tail = None
-    execute(watcher)
-
-
-def execute(watcher: WatcherNode) -> None:
-    """Run a watcher now (its RUNNING flag set, tracking reset), re-running while dirty."""
-    state = tls
-    reruns = 0
-    while True:
-        cleanup = watcher.cleanup
-        if cleanup is not None:
-            watcher.cleanup = None
-            _call_safely(cleanup, watcher)
-        prev = state.active
-        state.active = watcher
-        try:
-            context = watcher.context
-            if context is None or watcher.owner is _probe():
-                result = watcher.fn()
-            else:
-                result = context(watcher.fn)
-            if callable(result):
-                watcher.cleanup = result
-        except Exception as exc:
-            report(exc, f"effect {watcher.name!r}")
-        finally:
-            state.active = prev
-        with lock:
-            flags = watcher.flags
-            if flags & DISPOSED:
-                watcher.flags = flags & ~RUNNING
-                detach(watcher)
-                break
-            end_tracking(watcher)
-            if not _needs_run(watcher):
-                watcher.flags &= ~(RUNNING | PENDING)
-                break
-            reruns += 1
-            if reruns > MAX_RERUNS:
-                watcher.flags &= ~(RUNNING | PENDING | DIRTY)
-                report(
-                    CycleError([watcher.name, watcher.name]),
-                    f"effect {watcher.name!r} (re-triggered itself {MAX_RERUNS} times)",
-                )
-                break
-            watcher.flags = (watcher.flags & ~(DIRTY | PENDING)) | RUNNING
-            watcher.deps_tail = None
-    if watcher.flags & DISPOSED:
-        _final_cleanup(watcher)
 
 
 def start_watcher(watcher: WatcherNode) -> None:
     """First run of a new watcher (runs now, even inside a batch)."""
     with lock:
         watcher.flags = (watcher.flags & ~(DIRTY | PENDING)) | RUNNING
-    execute(watcher)
+        _execute(watcher, tls.state)
 
 
 def dispose_watcher(watcher: WatcherNode) -> None:
@@ -604,7 +813,7 @@ def dispose_watcher(watcher: WatcherNode) -> None:
             return
         watcher.flags = flags | DISPOSED
         if flags & RUNNING:
-            return  # ``execute`` finishes the disposal after the current run
+            return  # ``_execute`` finishes the disposal after the current run
         detach(watcher)
     _final_cleanup(watcher)
 
@@ -635,7 +844,7 @@ def retire_node(node: Node) -> None:
     on the old node re-runs and finds the new one. The node being evaluated
     right now (the one that found out) is about to re-read and is skipped.
     """
-    state = tls
+    state = tls.state
     current = tracker()
     with lock:
         subs: list[Node] = []
@@ -657,19 +866,19 @@ def retire_node(node: Node) -> None:
             elif sub.subs is not None:
                 propagate(sub.subs, state.queue)
     if not state.batch and not (_active is not None and _owner == _ident()):
-        flush()
+        flush(state)
 
 
 def _call_safely(fn: Callable[[], Any], watcher: WatcherNode) -> None:
-    state = tls
-    prev = state.active
-    state.active = None  # cleanups are not tracked
+    local = tls.state
+    prev = local.active
+    local.active = None  # cleanups are not tracked
     try:
         fn()
     except Exception as exc:
         report(exc, f"cleanup of effect {watcher.name!r}")
     finally:
-        state.active = prev
+        local.active = prev
 
 
 def _noop() -> None:
@@ -679,19 +888,19 @@ def _noop() -> None:
 def untracked_call(fn: Callable[[], Any]) -> Any:
     """Call ``fn`` with no node tracking its reads."""
     global _active
-    state = tls
-    prev_watcher = state.active
+    local = tls.state
+    prev_watcher = local.active
     prev = _active
     mine = prev is not None and _owner == _ident()
     if prev_watcher is None and not mine:
         return fn()
-    state.active = None
+    local.active = None
     if mine:
         _active = None
     try:
         return fn()
     finally:
-        state.active = prev_watcher
+        local.active = prev_watcher
         if mine:
             _active = prev
 
@@ -703,4 +912,4 @@ def active_node() -> Node | None:
 
 def in_batch() -> bool:
     """Whether this thread is inside ``batch()``."""
-    return tls.batch > 0
+    return tls.state.batch > 0

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from ._nodes import DIRTY, PENDING, QUEUED, WATCHER, Link, Node
+from ._nodes import DIRTY, DISPOSED, PENDING, QUEUED, RUNNING, WATCHER, Link, Node
+
+# The dependency of a dead link: see ``detach``. Never read, never written to.
+DEAD = Node(DISPOSED, "<disposed dependency>", None)
+_RUNNING_WATCHER = WATCHER | RUNNING
+_MARKED = DIRTY | PENDING
 
 
 def link(dep: Node, sub: Node) -> None:
@@ -25,8 +30,17 @@ def link(dep: Node, sub: Node) -> None:
         sub.deps_tail = next_dep  # same dependency as last run, same position
         return
     prev_sub = dep.subs_tail
-    if prev_sub is not None and prev_sub.sub is sub and _tracked(prev_sub, sub):
-        return  # read earlier in this run, not in a row
+    if prev_sub is not None and prev_sub.sub is sub and prev_dep is not None:
+        # Possibly read earlier in this run (not in a row): is ``prev_sub``
+        # among the links tracked so far? (walk inlined: unstable graphs
+        # come here on most reads)
+        walk = sub.deps
+        while walk is not None:
+            if walk is prev_sub:
+                return
+            if walk is prev_dep:
+                break
+            walk = walk.next_dep
     new = Link(dep, sub, prev_dep, next_dep, prev_sub)
     sub.deps_tail = new
     dep.subs_tail = new
@@ -40,21 +54,6 @@ def link(dep: Node, sub: Node) -> None:
         prev_sub.next_sub = new
     else:
         dep.subs = new
-
-
-def _tracked(candidate: Link, sub: Node) -> bool:
-    """Whether ``candidate`` is among the links ``sub`` has tracked this run."""
-    tail = sub.deps_tail
-    if tail is None:
-        return False
-    walk = sub.deps
-    while walk is not None:
-        if walk is candidate:
-            return True
-        if walk is tail:
-            return False
-        walk = walk.next_dep
-    return False
 
 
 def unlink(lnk: Link, sub: Node) -> Link | None:
@@ -92,14 +91,36 @@ def end_tracking(sub: Node) -> None:
 
 
 def detach(node: Node) -> None:
-    """Unlink ``node`` from all its dependencies and all its subscribers."""
+    """Unlink ``node`` from all its dependencies and all its subscribers.
+
+    A watcher whose run is in progress reads and advances its dependency list
+    without the lock (``_core``'s lock-free reads), so its list is not touched
+    from here: its link is only taken out of ``node``'s subscribers and made
+    dead (its ``dep`` becomes ``DEAD``); the watcher drops it itself once a
+    later run does not read it.
+    """
     lnk = node.deps
     while lnk is not None:
         lnk = unlink(lnk, node)
     sub_link = node.subs
+    node.subs = node.subs_tail = None  # every subscriber goes: no sub-side unlinking
     while sub_link is not None:
         following = sub_link.next_sub
-        unlink(sub_link, sub_link.sub)
+        sub_link.prev_sub = sub_link.next_sub = None
+        sub = sub_link.sub
+        if sub.flags & _RUNNING_WATCHER == _RUNNING_WATCHER:
+            sub_link.dep = DEAD
+        else:
+            prev_dep = sub_link.prev_dep
+            next_dep = sub_link.next_dep
+            if next_dep is not None:
+                next_dep.prev_dep = prev_dep
+            else:
+                sub.deps_tail = prev_dep
+            if prev_dep is not None:
+                prev_dep.next_dep = next_dep
+            else:
+                sub.deps = next_dep
         sub_link = following
 
 
@@ -112,24 +133,27 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
     """
     stack: list[tuple[Link, int]] = []
     mark = DIRTY
-    current: Link | None = lnk
+    current: Link = lnk
     while True:
-        assert current is not None
         sub = current.sub
         flags = sub.flags
-        if not flags & (DIRTY | PENDING):
-            sub.flags = flags | mark
+        if not flags & _MARKED:
             if flags & WATCHER:
                 if not flags & QUEUED or sub.queue is not queue:  # type: ignore[attr-defined]
-                    sub.flags |= QUEUED
+                    sub.flags = flags | mark | QUEUED
                     sub.queue = queue  # type: ignore[attr-defined]
                     queue.append(sub)
-            elif sub.subs is not None:
-                if current.next_sub is not None:
-                    stack.append((current.next_sub, mark))
-                current = sub.subs
-                mark = PENDING
-                continue
+                else:
+                    sub.flags = flags | mark
+            else:
+                sub.flags = flags | mark
+                if sub.subs is not None:
+                    following = current.next_sub
+                    if following is not None:
+                        stack.append((following, mark))
+                    current = sub.subs
+                    mark = PENDING
+                    continue
         else:
             if mark == DIRTY and not flags & DIRTY:
                 # Already reached through a longer path: upgrade, no second walk.
@@ -140,11 +164,13 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
                 sub.flags |= QUEUED
                 sub.queue = queue  # type: ignore[attr-defined]
                 queue.append(sub)
-        current = current.next_sub
-        if current is None:
+        following = current.next_sub
+        if following is None:
             if not stack:
                 return
             current, mark = stack.pop()
+        else:
+            current = following
 
 
 def shallow_propagate(lnk: Link | None) -> None:

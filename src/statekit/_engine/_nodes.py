@@ -19,10 +19,36 @@ DIRTY = 4  # a direct dependency changed: must re-run
 PENDING = 8  # a transitive dependency may have changed: check before re-running
 RUNNING = 16  # currently evaluating (cycle detection, effect re-entry)
 DISPOSED = 32  # removed from the graph for good
-HAS_ERROR = 64  # a computed's last run raised; ``value`` holds the exception
+HAS_ERROR = 64  # a computed's last run raised; ``value`` holds a Failure
 QUEUED = 128  # a watcher sits in an effect queue
 
+# Flags that send a read to the slow path: the cached value may be stale.
+STALE = DIRTY | PENDING | RUNNING
+
 Equals = Callable[[Any, Any], bool]
+
+
+class Failure:
+    """A computed's cached exception, held in its ``value``.
+
+    Keeping the error *in* the value (not in a flag next to it) makes a
+    lock-free read of a clean node a single attribute load: it can never pair
+    one run's flags with another run's value.
+    """
+
+    __slots__ = ("exc", "tb")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        self.tb = exc.__traceback__
+
+    def throw(self) -> Any:
+        raise self.exc.with_traceback(self.tb)
+
+
+# A computed's value before its first run. A Failure, so that "the old value
+# was an error or there was none: any result is a change" is one class test.
+UNSET: Any = Failure(RuntimeError("statekit: a computed was read before its first run"))
 
 
 class Link:
@@ -83,16 +109,21 @@ class SignalNode(Node):
     __slots__ = ("equals", "value", "version")
 
     def __init__(self, value: Any, name: str, owner: Any, equals: Equals | None) -> None:
-        super().__init__(0, name, owner)
+        # Fields set here rather than through Node.__init__: creating nodes is
+        # a measured hot path (one Python call less per node).
+        self.flags = 0
+        self.name = name
+        self.owner = owner
+        self.deps = self.deps_tail = self.subs = self.subs_tail = None
         self.value = value
         self.equals = equals
         self.version = 0
 
 
 class ComputedNode(Node):
-    """A cached derivation; ``value`` is the result or, with HAS_ERROR, the exception."""
+    """A cached derivation; ``value`` is the result, a :class:`Failure`, or ``UNSET``."""
 
-    __slots__ = ("caller", "context", "equals", "fn", "value", "version")
+    __slots__ = ("context", "equals", "fn", "value")
 
     def __init__(
         self,
@@ -102,17 +133,16 @@ class ComputedNode(Node):
         equals: Equals | None,
         context: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
-        super().__init__(COMPUTED | DIRTY, name, owner)
+        self.flags = COMPUTED | DIRTY
+        self.name = name
+        self.owner = owner
+        self.deps = self.deps_tail = self.subs = self.subs_tail = None
         self.fn = fn
         # Entered around each run so that the computed reads its own scope,
         # whoever pulls it (see WatcherNode.context).
         self.context = context
-        self.value: Any = None
+        self.value: Any = UNSET
         self.equals = equals
-        self.version = 0
-        # The node that was being evaluated when this one started: lets a
-        # CycleError name the whole loop without keeping a separate stack.
-        self.caller: Node | None = None
 
 
 class WatcherNode(Node):
@@ -132,7 +162,10 @@ class WatcherNode(Node):
         owner: Any,
         context: Callable[[Callable[[], Any]], Any] | None,
     ) -> None:
-        super().__init__(WATCHER | DIRTY, name, owner)
+        self.flags = WATCHER | DIRTY
+        self.name = name
+        self.owner = owner
+        self.deps = self.deps_tail = self.subs = self.subs_tail = None
         self.fn = fn
         self.cleanup: Callable[[], Any] | None = None
         self.context = context
