@@ -60,6 +60,8 @@ _NOT_RUNNING_OR_ERROR = ~(RUNNING | HAS_ERROR)
 _NOT_QUEUED = ~QUEUED
 _NOT_PENDING = ~PENDING
 _SKIP_RUN = DISPOSED | RUNNING
+_DIRTY_OR_RUNNING = DIRTY | RUNNING
+_NOT_RUNNING_OR_PENDING = ~(RUNNING | PENDING)
 
 lock = threading.RLock()
 _logger = logging.getLogger("statekit")
@@ -126,13 +128,14 @@ class _ThreadLocal(threading.local):
 tls = _ThreadLocal()
 
 # Computed evaluation happens under ``lock``, so the computed being tracked is
-# a plain global rather than a thread-local (a thread-local costs ~3x more on
-# the hottest path). ``_owner`` says which thread it belongs to: a reader in
-# another thread sees ``_owner`` differ and takes the slow path (the lock).
+# a plain global rather than a thread-local (a thread-local lookup costs about
+# three times more on the hottest path). Only the thread holding the lock
+# evaluates, so "``_active`` is set and I hold the lock" means "I am
+# evaluating ``_active``": a reader in another thread takes the slow path.
+# (``_is_owned`` allocates nothing; ``get_ident() == owner`` makes an int.)
 _nesting = 0  # nested computed evaluations right now
 _active: Node | None = None  # the computed being evaluated
-_owner = 0  # ident of the thread evaluating it
-_ident = threading.get_ident
+_held = lock._is_owned  # type: ignore[attr-defined]
 _acquire = lock.acquire
 _release = lock.release
 
@@ -140,7 +143,7 @@ _release = lock.release
 def tracker() -> Node | None:
     """The node recording dependencies on this thread: a computed or a watcher."""
     active = _active
-    if active is not None and _owner == _ident():
+    if active is not None and _held():
         return active
     return tls.state.active
 
@@ -322,16 +325,9 @@ def _evaluating() -> Iterator[Node]:
 
 
 def _drive(action: Callable[[Any], Any], node: Any) -> Any:
-    """Run ``action(node)`` at the top level, unwinding and resuming deep chains.
-
-    Every evaluation starts here or in ``_deps_changed`` (lock held), which is
-    where the evaluating thread is recorded for the readers' ``_owner ==
-    _ident()`` test.
-    """
-    global _owner
+    """Run ``action(node)`` at the top level, unwinding and resuming deep chains."""
     if _nesting:
         return action(node)  # nested: the outermost driver handles ``_TooDeep``
-    _owner = _ident()
     while True:
         try:
             return action(node)
@@ -353,8 +349,6 @@ def _unwind(node: ComputedNode) -> None:
 
 def _deps_changed(watcher: WatcherNode) -> bool:
     """Whether a PENDING watcher's dependencies really changed (lock held, top level)."""
-    global _owner
-    _owner = _ident()
     while True:
         try:
             return check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
@@ -381,7 +375,7 @@ def _result(node: ComputedNode) -> Any:
 def read_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value, tracking it for the current run."""
     active = _active
-    if active is not None and _owner == _ident():
+    if active is not None and _held():
         # Inside another computed's evaluation: this thread holds the lock.
         if node.flags & STALE:
             _refresh(node)
@@ -441,7 +435,7 @@ def peek_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value without tracking it."""
     global _active
     prev = _active
-    if prev is not None and _owner == _ident():
+    if prev is not None and _held():
         _active = None
         try:
             if node.flags & STALE:
@@ -458,7 +452,7 @@ def peek_computed(node: ComputedNode) -> Any:
 def read_signal(node: SignalNode) -> Any:
     """Read a signal, tracking it for the current run."""
     active = _active
-    if active is not None and _owner == _ident():
+    if active is not None and _held():
         if node.owner is not active.owner and _owner_check is not None:
             _owner_check(node, active)
         tail = active.deps_tail
@@ -511,7 +505,7 @@ def definition_getters(
         cache = self._cache
         node = cache[1] if cache[0] is owner else self._lookup(owner)
         active = _active
-        if active is not None and _owner == _ident():
+        if active is not None and _held():
             if node.owner is not active.owner and _owner_check is not None:
                 _owner_check(node, active)
             tail = active.deps_tail
@@ -537,9 +531,18 @@ def definition_getters(
         node = cache[1] if cache[0] is owner else self._lookup(owner)
         active = _active
         try:
-            if active is not None and _owner == _ident():
-                if node.flags & STALE:
-                    _refresh(node)
+            if active is not None and _held():
+                flags = node.flags
+                if flags & STALE:
+                    if flags & _DIRTY_OR_RUNNING == DIRTY:  # _refresh's common case, inlined
+                        if update_computed(node):
+                            subs = node.subs
+                            if subs is not None and (
+                                subs.next_sub is not None or subs.sub is not active
+                            ):
+                                shallow_propagate(subs)
+                    else:
+                        _refresh(node)
                 if node.owner is not active.owner and _owner_check is not None:
                     _owner_check(node, active)
                 tail = active.deps_tail
@@ -632,7 +635,7 @@ def _side_effect(active: Node, node: SignalNode) -> StatekitError:
 def write_signal(node: SignalNode, value: Any) -> bool:
     """Set a signal; return whether it changed. Effects run unless batched."""
     active = _active
-    if active is not None and _owner == _ident():
+    if active is not None and _held():
         raise _side_effect(active, node)
     state = tls.state
     with lock:
@@ -658,7 +661,7 @@ def write_signal(node: SignalNode, value: Any) -> bool:
 def modify_signal(node: SignalNode, fn: Callable[[Any], Any]) -> Any:
     """Atomically replace a signal's value by ``fn(old)``; return the new value."""
     active = _active
-    if active is not None and _owner == _ident():
+    if active is not None and _held():
         raise _side_effect(active, node)
     state = tls.state
     with lock:
@@ -709,10 +712,8 @@ def flush(state: _State | None = None) -> None:
         state = tls.state
     if state.flushing:
         return  # a write inside an effect: the outer loop picks its effects up
-    global _owner
     state.flushing = True
     queue = state.queue
-    me = _ident()
     _acquire()
     try:
         while queue:
@@ -724,8 +725,7 @@ def flush(state: _State | None = None) -> None:
             if not flags & DIRTY:
                 if not flags & PENDING:
                     continue
-                _owner = me  # what _deps_changed does, inlined: the common case
-                try:
+                try:  # _deps_changed, inlined for the common case
                     changed = check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
                 except _TooDeep:
                     changed = _deps_changed(watcher)
@@ -784,7 +784,7 @@ def _execute(watcher: WatcherNode, state: _State) -> None:
         if (watcher.deps if tail is None else tail.next_dep) is not None:
             end_tracking(watcher)
         if not flags & DIRTY and not (flags & PENDING and _deps_changed(watcher)):
-            watcher.flags &= ~(RUNNING | PENDING)
+            watcher.flags &= _NOT_RUNNING_OR_PENDING
             return
         reruns += 1
         if reruns > MAX_RERUNS:
@@ -865,7 +865,7 @@ def retire_node(node: Node) -> None:
                     state.queue.append(sub)
             elif sub.subs is not None:
                 propagate(sub.subs, state.queue)
-    if not state.batch and not (_active is not None and _owner == _ident()):
+    if not state.batch and not (_active is not None and _held()):
         flush(state)
 
 
@@ -891,7 +891,7 @@ def untracked_call(fn: Callable[[], Any]) -> Any:
     local = tls.state
     prev_watcher = local.active
     prev = _active
-    mine = prev is not None and _owner == _ident()
+    mine = prev is not None and _held()
     if prev_watcher is None and not mine:
         return fn()
     local.active = None
