@@ -50,7 +50,7 @@ class Atom(Definition, Generic[T]):
         equals: Callable[[T, T], bool] | None = None,
     ) -> None:
         super().__init__(name, scope, "atom")
-        self._initial = freeze(initial)
+        self._initial = initial if initial.__class__ in _PLAIN else freeze(initial)
         self._equals = equals
 
     def _make_node(self, scope: Scope) -> SignalNode:

@@ -366,10 +366,12 @@ def _result(node: ComputedNode) -> Any:
 # --------------------------------------------------------------------------
 # reading
 #
-# The tracked-read fast path (re-use last run's link at the cursor) appears
-# inline in the readers below and in the definition getters: each is a read
-# of ``.value`` on every derivation, and a shared helper would cost a Python
-# call per read.
+# The tracked-read fast path appears inline in the readers below and in the
+# definition getters: the dependency read last (a, a, a), the next link of
+# last run at the cursor (same dependencies as last time), or the dependency
+# read just before the last one (a, b, a, b) need no ``link`` call. Each is
+# a read of ``.value`` on every derivation, and a shared helper would cost a
+# Python call per read.
 
 
 def read_computed(node: ComputedNode) -> Any:
@@ -386,7 +388,7 @@ def read_computed(node: ComputedNode) -> Any:
             following = active.deps if tail is None else tail.next_dep
             if following is not None and following.dep is node:
                 active.deps_tail = following
-            else:
+            elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
                 link(node, active)
         value = node.value
         if value.__class__ is Failure:
@@ -460,7 +462,7 @@ def read_signal(node: SignalNode) -> Any:
             following = active.deps if tail is None else tail.next_dep
             if following is not None and following.dep is node:
                 active.deps_tail = following
-            else:
+            elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
                 link(node, active)
         return node.value
     return _read_signal_outside(node)
@@ -513,7 +515,7 @@ def definition_getters(
                 following = active.deps if tail is None else tail.next_dep
                 if following is not None and following.dep is node:
                     active.deps_tail = following
-                else:
+                elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
                     link(node, active)
             return node.value
         watcher = tls.state.active
@@ -550,7 +552,7 @@ def definition_getters(
                     following = active.deps if tail is None else tail.next_dep
                     if following is not None and following.dep is node:
                         active.deps_tail = following
-                    else:
+                    elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
                         link(node, active)
             elif not node.flags & STALE:
                 # From an effect or plain code, up to date: lock-free as in
