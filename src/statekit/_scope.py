@@ -98,6 +98,7 @@ class Scope:
         "_cleanups",
         "_effects",
         "_nodes",
+        "backend",
         "chain",
         "depth",
         "disposed",
@@ -125,6 +126,9 @@ class Scope:
         self._cleanups: list[Callable[[], Any]] = []
         self._children: dict[tuple[int, str], Scope] = {}
         self.runner = _make_runner(self)
+        # On an app scope: the statekit.backends binder its store copies
+        # load from and commit through (None: values live in this process).
+        self.backend: Any = None
 
     # ------------------------------------------------------------ identity
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import _engine, _patch, _paths
 from ._computed import Computed
@@ -34,6 +34,7 @@ from .exceptions import (
     PathError,
     StatekitError,
     ValidationError,
+    VersionConflict,
 )
 
 __all__ = ["Store", "StoreAtom"]
@@ -41,6 +42,29 @@ __all__ = ["Store", "StoreAtom"]
 T = TypeVar("T")
 Op = Mapping[str, Any]
 PatchListener = Callable[[list[dict[str, Any]], int], Any]
+
+
+class StoreLink(Protocol):
+    """What a store copy bound to a backend (``statekit.backends``) calls.
+
+    ``push`` runs under the copy's lock with the ops of a local commit and
+    the copy's version before it; it returns the backend's new version, or
+    ``None`` when the backend had moved on (the link has then brought the
+    copy up to date with :meth:`Store._receive`, and the change is retried
+    on the fresh document). ``close`` runs when the copy is released.
+    """
+
+    def push(self, ops: list[dict[str, Any]], version: int) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class Binder(Protocol):
+    """What an app scope's ``backend`` attribute offers: bind a new copy."""
+
+    def bind_store(self, store: Store, scope: Scope, state: _StoreState) -> None: ...
+
+
 # What a change computes from the document: (new document, ops, undo ops).
 _Change = tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
 
@@ -53,6 +77,9 @@ _ident = threading.get_ident
 # twice the number left: amortized O(1) per new view, and the dict never
 # holds more than about twice the paths being watched.
 _MIN_PRUNE = 256
+# A write to a store bound to a backend retries when another process
+# committed first; this many lost races in a row means something is wrong.
+_MAX_RETRIES = 1000
 
 
 class _Commit:
@@ -70,6 +97,7 @@ class _StoreState(Node):
 
     __slots__ = (
         "delivering",
+        "link",
         "lock",
         "outbox",
         "patch_listeners",
@@ -107,6 +135,8 @@ class _StoreState(Node):
         self.tx_doc: Any = None
         self.tx_ops: list[dict[str, Any]] = []
         self.tx_inverse: list[list[dict[str, Any]]] = []
+        # The backend this copy commits through (statekit.backends), or None.
+        self.link: StoreLink | None = None
 
     def current(self) -> Any:
         """The document as this thread sees it: its own open transaction's, or the committed one."""
@@ -211,7 +241,40 @@ class Store(Definition):
     # ------------------------------------------------------------ plumbing
 
     def _make_node(self, scope: Scope) -> _StoreState:
-        return _StoreState(self, scope)
+        state = _StoreState(self, scope)
+        binder: Binder | None = scope.chain[0].backend if scope.chain[0] is not None else None
+        if binder is not None:
+            # The copy starts from the backend's document and version.
+            binder.bind_store(self, scope, state)
+        return state
+
+    def _release(self, scope: Scope, node: Any) -> None:
+        link = node.link
+        if link is not None:
+            node.link = None
+            link.close()
+        super()._release(scope, node)
+
+    def _receive(
+        self, state: _StoreState, ops: Sequence[Op], version: int, *, force: bool = False
+    ) -> bool:
+        """Apply a commit made elsewhere (already in the backend) to this copy.
+
+        Used by ``statekit.backends``: the copy takes the backend's version,
+        patch listeners hear it like a local commit, and nothing is pushed
+        back. A commit not newer than the copy is ignored (unless ``force``:
+        a reload after the backend lost data). Undo history is dropped, since
+        its inverse ops describe a document that no longer exists.
+        """
+        with _BATCH, state.lock:
+            if not force and version <= state.version:
+                return False
+            doc, applied = _patch.apply(state.root.value, ops)
+            state.undo.clear()
+            state.redo.clear()
+            self._publish(state, doc, applied, [], record=False, version=version)
+        self._deliver(state)
+        return True
 
     def _state(self) -> _StoreState:
         return self._node()  # type: ignore[no-any-return]
@@ -499,7 +562,15 @@ class Store(Definition):
                 inverse = [op for chunk in reversed(chunks) for op in chunk]
                 if self._schema is not None:
                     doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)
-                self._publish(state, doc, ops, inverse, record=True)
+                version = self._pushed(state, ops)
+                if version is None:
+                    # A block cannot be re-run: the copy is up to date now,
+                    # and the caller decides whether to try again.
+                    raise VersionConflict(
+                        f"store {self.name!r}: the transaction's changes were not "
+                        "committed; the backend changed meanwhile (the copy is now current)"
+                    )
+                self._publish(state, doc, ops, inverse, record=True, version=version)
         self._deliver(state)
 
     def _commit(self, change: Callable[[Any], _Change]) -> None:
@@ -515,28 +586,46 @@ class Store(Definition):
         # The batch ends after the lock is released: effects and listeners
         # never run under the store's lock.
         with _BATCH, state.lock:
-            in_tx = state.tx_depth != 0
-            base = state.tx_doc if in_tx else state.root.value
-            try:
-                doc, ops, inverse = change(base)
-            except (PathError, PatchError) as exc:
-                raise self._named(exc) from None
-            if doc is base:
-                return  # nothing changed: no version, no notification
-            if not isinstance(doc, dict):
-                raise PatchError(
-                    f"store {self.name!r}: the document must stay an object, "
-                    f"not become {_paths.type_name(doc)}"
+            for _attempt in range(_MAX_RETRIES):
+                in_tx = state.tx_depth != 0
+                base = state.tx_doc if in_tx else state.root.value
+                try:
+                    doc, ops, inverse = change(base)
+                except (PathError, PatchError) as exc:
+                    raise self._named(exc) from None
+                if doc is base:
+                    return  # nothing changed: no version, no notification
+                if not isinstance(doc, dict):
+                    raise PatchError(
+                        f"store {self.name!r}: the document must stay an object, "
+                        f"not become {_paths.type_name(doc)}"
+                    )
+                if in_tx:
+                    state.tx_doc = doc
+                    state.tx_ops.extend(ops)
+                    state.tx_inverse.append(inverse)
+                    return
+                if self._schema is not None:
+                    doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)
+                version = self._pushed(state, ops)
+                if version is not None:
+                    self._publish(state, doc, ops, inverse, record=True, version=version)
+                    break
+                # The backend had moved on: the copy is up to date now and
+                # the change runs again on the fresh document.
+            else:
+                raise VersionConflict(
+                    f"store {self.name!r}: gave up after {_MAX_RETRIES} attempts; "
+                    "the backend kept changing under this write"
                 )
-            if in_tx:
-                state.tx_doc = doc
-                state.tx_ops.extend(ops)
-                state.tx_inverse.append(inverse)
-                return
-            if self._schema is not None:
-                doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)
-            self._publish(state, doc, ops, inverse, record=True)
         self._deliver(state)
+
+    def _pushed(self, state: _StoreState, ops: list[dict[str, Any]]) -> int | None:
+        """Commit ``ops`` through the copy's backend (lock held): the new version, or None."""
+        link = state.link
+        if link is None:
+            return state.version + 1
+        return link.push(ops, state.version)
 
     def _schema_checked(
         self, base: Any, doc: Any, ops: list[dict[str, Any]], inverse: list[dict[str, Any]]
@@ -560,12 +649,13 @@ class Store(Definition):
         inverse: list[dict[str, Any]],
         *,
         record: bool,
+        version: int | None = None,
     ) -> None:
         """Make ``doc`` current and record history (state.lock held)."""
         if record:
             state.undo.append(_Commit(ops, inverse))
             state.redo.clear()
-        state.version += 1
+        state.version = state.version + 1 if version is None else version
         _engine.write_signal(state.root, doc)
         if state.patch_listeners:
             state.outbox.append((FrozenList(ops), state.version))
@@ -607,8 +697,14 @@ class Store(Definition):
                 (commit.inverse, commit.ops) if back else (commit.ops, commit.inverse)
             )
             doc, ops = _patch.apply(state.root.value, forward)
+            version = self._pushed(state, ops)
+            if version is None:
+                raise VersionConflict(
+                    f"store {self.name!r}: nothing to {'undo' if back else 'redo'} here "
+                    "any more; the backend changed meanwhile (history was dropped)"
+                )
             target.append(commit)
-            self._publish(state, doc, ops, backward, record=False)
+            self._publish(state, doc, ops, backward, record=False, version=version)
         self._deliver(state)
         return True
 
