@@ -43,6 +43,11 @@ def two_apps(backend: Backend) -> tuple[sk.Scope, sk.Scope]:
     return backend.attach(sk.new_app_scope()), backend.attach(sk.new_app_scope())
 
 
+def write_around(backend: Backend, key: str, store: str, op: dict[str, Any], initial: str) -> None:
+    """A commit by "another process": the copies here are not told."""
+    backend._write(key, store, [op], 0, initial=initial, ttl=None)
+
+
 def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -165,14 +170,7 @@ def test_stale_copy_retries_update_on_fresh_value(backend: Backend) -> None:
         counter.get("n")
     # Write around both copies: they are now behind the backend.
     key = scope_key(one)
-    backend._write(
-        key,
-        "counter",
-        [{"op": "replace", "path": "/n", "value": 41}],
-        0,
-        initial='{"n": 0}',
-        ttl=None,
-    )
+    write_around(backend, key, "counter", {"op": "replace", "path": "/n", "value": 41}, '{"n": 0}')
     with one:
         assert counter.update("n", lambda n: n + 1) == 42  # re-read 41, not 0
         assert counter.version == 2
@@ -259,16 +257,13 @@ def test_transaction_conflict_rolls_back_and_catches_up(backend: Backend) -> Non
     key = scope_key(one)
     with one:
         s.get("a")
-        backend._write(
-            key,
-            "s",
-            [{"op": "replace", "path": "/a", "value": 7}],
-            0,
-            initial='{"a": 0, "b": 0}',
-            ttl=None,
-        )
         with pytest.raises(sk.VersionConflict, match="not committed"), s.transaction():
             s.set("b", 1)
+            # Another process commits while the block runs (the copy's lock
+            # keeps notices out until it ends).
+            write_around(
+                backend, key, "s", {"op": "replace", "path": "/a", "value": 7}, '{"a": 0, "b": 0}'
+            )
         assert s.snapshot() == {"a": 7, "b": 0}
         assert s.version == 1
         with s.transaction():
