@@ -1,9 +1,14 @@
-"""The ``statekit`` command line: ``statekit demo``.
+"""The ``statekit`` command line: ``statekit demo``, ``statekit serve module:attr``.
 
 Only this module imports click, so ``import statekit`` stays dependency-free.
 """
 
 from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
 
 import click
 
@@ -24,6 +29,52 @@ def demo() -> None:
     from ._demo import run_console_demo
 
     run_console_demo(click.echo)
+
+
+def load_app(target: str) -> Any:
+    """The object named by ``module:attr`` (``attr`` may be dotted), imported from the cwd too."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise click.BadParameter(f"{target!r}: expected module:attribute, e.g. app:server")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like uvicorn: run from the project's folder
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import module {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise click.BadParameter(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise click.BadParameter(f"{target!r} is a {type(obj).__name__}, not an ASGI app")
+    return obj
+
+
+@main.command()
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(target: str, host: str, port: int, log_level: str) -> None:
+    """Run TARGET (module:attr, a SyncServer or any ASGI app) under uvicorn."""
+    app = load_app(target)
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - the server extra is not installed
+        raise click.ClickException(
+            "statekit serve needs uvicorn: pip install 'statekit[server]'"
+        ) from None
+    click.echo(f"statekit: serving {target} on http://{host}:{port}/ (Ctrl+C stops)")
+    # Event streams end by themselves when the server shuts down; the grace
+    # period only bounds a request that would not.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,576 @@
+"""``SyncServer``: stores served over HTTP and Server-Sent Events (docs/sync-protocol.md).
+
+The server is a plain ASGI app with its own small dispatch (so that a 404 or
+405 is statekit's JSON error even when mounted inside another framework, whose
+own handlers would answer in their format). Each request:
+
+1. is matched to an endpoint (``404 not_found`` / ``405 method_not_allowed``);
+2. is rate limited per identity;
+3. for a mutation, passes the same-origin check, carries ``X-Statekit: 1``
+   and a valid session cookie;
+4. runs in its scope chain ``app → user → session → request``
+   (:func:`~statekit.server._identity.enter_scopes`), so a user- or
+   session-scoped store resolves to the caller's own copy;
+5. answers JSON, or a 4xx ``{error, detail}`` (:mod:`._errors`): nothing
+   answers 500.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .. import _paths
+from .._scope import Scope as StateScope
+from .._scope import app_scope
+from .._store import Store
+from ..exceptions import PatchError, PatchTestFailed, PathError, ScopeError, ValidationError
+from ._actions import Exposed, describe_errors
+from ._errors import ApiError, error_response, last_resort
+from ._hub import Copy, Hub, VersionMismatch, encode
+from ._identity import (
+    DEFAULT_MAX_AGE,
+    TAB_HEADER,
+    Identity,
+    SessionSigner,
+    enter_scopes,
+    session_of,
+    set_session_cookie,
+)
+from ._limits import Limits, RateLimiter, check_depth, depth_of
+
+__all__ = ["SyncServer"]
+
+Identify = Callable[[Request], "str | Awaitable[str | None] | None"]
+Handler = Callable[["_Call"], Awaitable[Response]]
+
+CLIENT_JS = Path(__file__).parent / "static" / "statekit.js"
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
+_JSON = "application/json"
+_JSON_PATCH = "application/json-patch+json"
+_WRITES = frozenset({"PATCH", "POST", "PUT", "DELETE"})
+
+
+class _Call:
+    """One request on its way through the server: the request, who, and a pending cookie."""
+
+    __slots__ = ("cookie", "identity", "request")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.identity: Identity | None = None
+        self.cookie: str | None = None  # a new session cookie to set on the response
+
+
+class SyncServer:
+    """An ASGI app serving stores to browsers: snapshots, JSON Patch writes, actions, SSE.
+
+    ``stores``: the stores to serve (``scope`` ``"app"``, ``"user"`` or
+    ``"session"``); clients may write only under each store's ``writable=``
+    pointers and call only the actions given for it in ``actions``
+    (``{"todos": [add, clear_done]}``, or ``{"todos": {"add": add}}``).
+    ``secret`` signs the session cookies (else ``$STATEKIT_SECRET``; no
+    default). ``identify(request) -> user id | None`` (sync or async) names
+    logged-in users. ``session_per_tab`` gives each browser tab its own
+    session scope. ``allowed_origins`` are other origins allowed to write.
+    ``limits``: see :class:`~statekit.server.Limits`. ``heartbeat``: seconds
+    between ``: ping`` comments on event streams. ``log_size``: commits kept
+    per store copy for replay. ``backend``: ``None`` (in memory) for now.
+    ``app``: the app scope holding app-level values (default: the current one).
+
+    Run it alone (``statekit serve module:server``) or mount it under a
+    prefix: ``Starlette(routes=[Mount("/sk", app=server)])``, or
+    ``fastapi_app.mount("/sk", server)``.
+
+    Example:
+        >>> import statekit as sk
+        >>> from statekit.server import SyncServer
+        >>> counter = sk.Store({"n": 0}, name="counter", writable=["/n"])
+        >>> def reset() -> None:
+        ...     counter.set("n", 0)
+        >>> server = SyncServer([counter], secret="s3cret", actions={"counter": [reset]})
+        >>> server.describe()
+        [{'name': 'counter', 'scope': 'app', 'writable': ['/n'], 'actions': ['reset']}]
+    """
+
+    def __init__(
+        self,
+        stores: Iterable[Store],
+        *,
+        secret: str | bytes | None = None,
+        identify: Identify | None = None,
+        session_per_tab: bool = False,
+        allowed_origins: Iterable[str] = (),
+        limits: Limits | None = None,
+        heartbeat: float = 15.0,
+        log_size: int = 1000,
+        actions: Mapping[str, Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]]
+        | None = None,
+        backend: Any = None,
+        session_max_age: float = DEFAULT_MAX_AGE,
+        app: StateScope | None = None,
+    ) -> None:
+        if backend is not None:
+            raise NotImplementedError(
+                "SyncServer(backend=...): only the in-memory hub exists so far; pass backend=None"
+            )
+        self.stores: dict[str, Store] = {}
+        for store in stores:
+            if not isinstance(store, Store):
+                raise TypeError(f"SyncServer serves Store objects, not {type(store).__name__}")
+            if not _NAME_OK.issuperset(store.name) or not store.name:
+                raise ValueError(
+                    f"store name {store.name!r}: use letters, digits and '_.-' (it is sent "
+                    "in URLs and event ids)"
+                )
+            if store.scope == "request":
+                raise ValueError(
+                    f"store {store.name!r} is request-scoped: each request would see a "
+                    "fresh copy, so there is nothing to serve (use 'session')"
+                )
+            if store.name in self.stores:
+                raise ValueError(f"two stores are named {store.name!r}")
+            self.stores[store.name] = store
+        self.actions: dict[str, dict[str, Exposed]] = {name: {} for name in self.stores}
+        for name, declared in (actions or {}).items():
+            if name not in self.stores:
+                raise ValueError(f"actions= names store {name!r}, which is not served")
+            pairs = (
+                list(declared.items())
+                if isinstance(declared, Mapping)
+                else [(None, fn) for fn in declared]
+            )
+            for label, fn in pairs:
+                exposed = Exposed(self.stores[name], fn, label)
+                if exposed.name in self.actions[name]:
+                    raise ValueError(f"store {name!r} has two actions named {exposed.name!r}")
+                self.actions[name][exposed.name] = exposed
+        self.signer = SessionSigner(secret, session_max_age)
+        self.identify = identify
+        self.session_per_tab = session_per_tab
+        self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
+        self.limits = limits if limits is not None else Limits()
+        if heartbeat <= 0:
+            raise ValueError("heartbeat is a number of seconds > 0")
+        self.heartbeat = float(heartbeat)
+        self.app_scope = app if app is not None else app_scope()
+        self.hub = Hub(log_size)
+        self.rate = RateLimiter(self.limits)
+        self._client_js = CLIENT_JS.read_bytes()
+        self._client_etag = '"' + hashlib.sha256(self._client_js).hexdigest()[:16] + '"'
+        self._routes: dict[tuple[str, ...], dict[str, Handler]] = {
+            ("stores",): {"GET": self._list},
+            ("stores", "*"): {"GET": self._snapshot, "PATCH": self._patch},
+            ("stores", "*", "actions", "*"): {"POST": self._action},
+            ("session", "tab"): {"POST": self._tab},
+            ("client.js",): {"GET": self._client},
+        }
+        self._extra_routes()
+
+    def _extra_routes(self) -> None:
+        """Hook for the modules that add endpoints (events, OpenAPI)."""
+
+    # ------------------------------------------------------------ description
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What ``GET /stores`` lists: name, scope, writable pointers and actions per store."""
+        return [
+            {
+                "name": name,
+                "scope": store.scope,
+                "writable": list(store.writable),
+                "actions": sorted(self.actions[name]),
+            }
+            for name, store in self.stores.items()
+        ]
+
+    # ------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return  # websockets are not spoken here; closing without accepting refuses them
+        request = Request(scope, receive)
+        call = _Call(request)
+        try:
+            response = await self._dispatch(call)
+        except ApiError as exc:
+            response = error_response(exc)
+        except Exception as exc:  # the last resort: never a 500
+            response = last_resort(exc)
+        if call.cookie is not None:
+            set_session_cookie(response, request, call.cookie, self.signer.max_age)
+        await response(scope, receive, send)
+
+    async def _dispatch(self, call: _Call) -> Response:
+        request = call.request
+        path = request.scope["path"]
+        root = request.scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        parts = [p for p in path.split("/") if p]
+        handlers = self._match(parts)
+        if handlers is None:
+            raise ApiError(404, "not_found", "no such endpoint (see openapi.json)")
+        method = request.method
+        handler = handlers.get("GET" if method == "HEAD" else method)
+        if handler is None:
+            allowed = sorted(handlers) + (["HEAD"] if "GET" in handlers else [])
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed here; allowed: {', '.join(allowed)}",
+                {"Allow": ", ".join(allowed)},
+            )
+        request.scope["path_params"] = {"parts": parts}
+        self._limit(call)
+        return await handler(call)
+
+    def _match(self, parts: Sequence[str]) -> dict[str, Handler] | None:
+        for pattern, handlers in self._routes.items():
+            if len(pattern) == len(parts) and all(
+                want in ("*", got) for want, got in zip(pattern, parts, strict=True)
+            ):
+                return handlers
+        return None
+
+    # ------------------------------------------------------------ who is asking
+
+    def _limit(self, call: _Call) -> None:
+        if self.limits.rate is None:
+            return
+        request = call.request
+        sid = session_of(request, self.signer)
+        client = request.client.host if request.client else "?"
+        self.rate.check(f"s:{sid}" if sid else f"ip:{client}")
+
+    def _check_mutation(self, call: _Call) -> None:
+        """Same-origin, the custom header: what a cross-site form or script cannot fake."""
+        headers = call.request.headers
+        site = headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise ApiError(
+                403, "cross_origin", f"Sec-Fetch-Site is {site[:20]!r}; writes must be same-origin"
+            )
+        origin = headers.get("origin")
+        if origin is not None:
+            own = f"{call.request.url.scheme}://{headers.get('host', '')}"
+            if origin.rstrip("/") != own and origin.rstrip("/") not in self.allowed_origins:
+                raise ApiError(
+                    403,
+                    "cross_origin",
+                    "the Origin header is neither this server's origin nor an allowed origin",
+                )
+        if headers.get("x-statekit") != "1":
+            raise ApiError(
+                403,
+                "missing_header",
+                "writes need the header 'X-Statekit: 1' (the JS client sends it)",
+            )
+
+    async def _who(self, call: _Call, *, mutation: bool) -> Identity:
+        """The caller's identity; a GET without a valid cookie gets a new session."""
+        request = call.request
+        if mutation:
+            self._check_mutation(call)
+        sid = session_of(request, self.signer)
+        if sid is None:
+            if mutation:
+                raise ApiError(
+                    401,
+                    "invalid_session",
+                    "no valid session cookie (missing, forged or expired); "
+                    "a GET request issues one",
+                )
+            sid, call.cookie = self.signer.issue()
+        tab = None
+        if self.session_per_tab:
+            token = request.headers.get(TAB_HEADER) or request.query_params.get("tab")
+            if token is not None:
+                tab = self.signer.verify_tab(sid, token)
+                if tab is None:
+                    raise ApiError(
+                        401,
+                        "invalid_session",
+                        "the tab token does not belong to this session; get a new one "
+                        "with POST session/tab",
+                    )
+        user = None
+        if self.identify is not None:
+            found = self.identify(request)
+            if inspect.isawaitable(found):
+                found = await found
+            if found is not None and not isinstance(found, str):
+                raise TypeError(f"identify() returned {type(found).__name__}, not str | None")
+            user = found or None
+        call.identity = Identity(sid, user, tab)
+        return call.identity
+
+    def _store(self, call: _Call) -> Store:
+        name = call.request.scope["path_params"]["parts"][1]
+        store = self.stores.get(name)
+        if store is None:
+            raise ApiError(404, "unknown_store", f"no store named {name[:60]!r}")
+        return store
+
+    def _copy(self, store: Store) -> Copy:
+        """The caller's copy (inside its scopes); 404 when it cannot have one."""
+        try:
+            return self.hub.copy(store)
+        except ScopeError:
+            raise ApiError(
+                404,
+                "unknown_store",
+                f"no store named {store.name!r} for this visitor (it is per {store.scope} "
+                f"and this request has no {store.scope})",
+            ) from None
+
+    def _scopes(self, identity: Identity) -> Any:
+        return enter_scopes(identity, self.app_scope)
+
+    # ------------------------------------------------------------ endpoints
+
+    async def _list(self, call: _Call) -> Response:
+        await self._who(call, mutation=False)
+        return _json({"stores": self.describe()})
+
+    async def _snapshot(self, call: _Call) -> Response:
+        store = self._store(call)
+        identity = await self._who(call, mutation=False)
+        with self._scopes(identity):
+            version, value = self.hub.read(self._copy(store))
+        etag = f'"{version}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if _etag_matches(call.request.headers.get("if-none-match"), version):
+            return Response(status_code=304, headers=headers)
+        body = f'{{"name":{encode(store.name)},"version":{version},"value":{encode(value)}}}'
+        return Response(body, 200, headers, media_type=_JSON)
+
+    async def _patch(self, call: _Call) -> Response:
+        store = self._store(call)
+        identity = await self._who(call, mutation=True)
+        _content_type(call.request, _JSON_PATCH)
+        ops = await self._body(call)
+        self._check_ops(store, ops)
+        expected = _if_match(call.request.headers.get("if-match"))
+        with self._scopes(identity):
+            copy = self._copy(store)
+            try:
+                version = self.hub.commit(copy, ops, expected)
+            except VersionMismatch as exc:
+                raise ApiError(
+                    412,
+                    "version_mismatch",
+                    f"store {store.name!r} is at version {exc.current}, not {expected}",
+                    {"ETag": f'"{exc.current}"'},
+                ) from None
+            except PatchTestFailed as exc:
+                raise ApiError(409, "test_failed", f"store {store.name!r}: {exc}") from None
+            except PathError as exc:
+                raise ApiError(422, "path_not_found", f"store {store.name!r}: {exc}") from None
+            except ValidationError as exc:
+                raise ApiError(422, "validation_failed", _schema_detail(store, exc)) from None
+            except PatchError as exc:
+                raise ApiError(422, "invalid_patch", f"store {store.name!r}: {exc}") from None
+        return _json({"version": version}, {"ETag": f'"{version}"'})
+
+    async def _action(self, call: _Call) -> Response:
+        store = self._store(call)
+        name = call.request.scope["path_params"]["parts"][3]
+        exposed = self.actions[store.name].get(name)
+        if exposed is None:
+            raise ApiError(
+                404, "unknown_action", f"store {store.name!r} has no action {name[:60]!r}"
+            )
+        identity = await self._who(call, mutation=True)
+        _content_type(call.request, _JSON)
+        kwargs = exposed.validate(await self._body(call))
+        with self._scopes(identity):
+            copy = self._copy(store)
+            result = await exposed.call(kwargs)
+            version = self.hub.version(copy)
+        return _json({"version": version, "result": result}, {"ETag": f'"{version}"'})
+
+    async def _tab(self, call: _Call) -> Response:
+        if not self.session_per_tab:
+            raise ApiError(404, "not_found", "per-tab sessions are off (session_per_tab=False)")
+        identity = await self._who(call, mutation=True)
+        return _json({"tab": self.signer.issue_tab(identity.sid)})
+
+    async def _client(self, call: _Call) -> Response:
+        headers = {"ETag": self._client_etag, "Cache-Control": "no-cache"}
+        if call.request.headers.get("if-none-match") == self._client_etag:
+            return Response(status_code=304, headers=headers)
+        return Response(self._client_js, 200, headers, media_type="text/javascript")
+
+    # ------------------------------------------------------------ bodies
+
+    async def _body(self, call: _Call) -> Any:
+        """The request body as JSON, within the size and depth limits."""
+        request = call.request
+        limit = self.limits.body
+        length = request.headers.get("content-length", "")
+        if limit is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(
+                413, "body_too_large", f"the body is {int(length)} bytes; the limit is {limit}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise ApiError(413, "body_too_large", f"the body is over {limit} bytes, the limit")
+            chunks.append(chunk)
+        try:
+            value = json.loads(b"".join(chunks), parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ApiError(422, "too_deep", "the body nests too deep to parse") from None
+        except ValueError as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                reason = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+            else:
+                reason = "not valid JSON text"
+            raise ApiError(400, "malformed_json", f"the body is not JSON: {reason}") from None
+        check_depth(self.limits.depth, depth_of(value), "the body")
+        return value
+
+    def _check_ops(self, store: Store, ops: Any) -> None:
+        """Shape, count, writability and depth of a patch, before anything is applied."""
+        if not isinstance(ops, list):
+            raise ApiError(
+                422,
+                "invalid_patch",
+                "a patch is a JSON array of operations, not an object or value",
+            )
+        limit = self.limits.ops
+        if limit is not None and len(ops) > limit:
+            raise ApiError(
+                413, "too_many_ops", f"the patch has {len(ops)} operations; the limit is {limit}"
+            )
+        writable = [_paths.parse(p) for p in store.writable]
+        for number, op in enumerate(ops):
+            if not isinstance(op, dict):
+                raise ApiError(422, "invalid_patch", f"op {number}: an operation is a JSON object")
+            name = op.get("op")
+            if not isinstance(name, str) or name not in _OPS:
+                raise ApiError(
+                    422,
+                    "invalid_patch",
+                    f"op {number}: 'op' must be one of add, remove, replace, move, copy, test",
+                )
+            members = ("path", "from") if name in ("move", "copy") else ("path",)
+            for member in members:
+                parts = _pointer(number, name, op, member)
+                if name == "test" or (member == "from" and name == "copy"):
+                    continue  # reads: allowed anywhere
+                if not any(parts[: len(w)] == w for w in writable):
+                    raise ApiError(
+                        403,
+                        "not_writable",
+                        f"op {number} ({name}): store {store.name!r} does not let clients "
+                        f"write {_paths.format(parts)!r} (writable: "
+                        f"{', '.join(store.writable) or 'nothing'})",
+                    )
+                if member == "path" and "value" in op:
+                    check_depth(
+                        self.limits.depth,
+                        len(parts) + depth_of(op["value"]),
+                        f"op {number} ({name}): the value at {_paths.format(parts)!r}",
+                    )
+
+
+# ------------------------------------------------------------------ helpers
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _json(value: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(encode(value), 200, {"Cache-Control": "no-store", **(headers or {})}, _JSON)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _content_type(request: Request, wanted: str) -> None:
+    got = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if got != wanted:
+        shown = repr(got[:60]) if got else "missing"
+        raise ApiError(
+            415, "unsupported_media_type", f"Content-Type is {shown}; this endpoint takes {wanted}"
+        )
+
+
+def _pointer(number: int, name: str, op: Mapping[str, Any], member: str) -> tuple[str, ...]:
+    pointer = op.get(member)
+    if not isinstance(pointer, str):
+        what = "missing" if member not in op else f"a {type(pointer).__name__}"
+        raise ApiError(
+            422,
+            "invalid_patch",
+            f"op {number} ({name}): {member!r} must be a JSON Pointer string, not {what}",
+        )
+    if pointer and not pointer.startswith("/"):
+        raise ApiError(
+            422,
+            "invalid_patch",
+            f"op {number} ({name}): {member!r} must be empty or start with '/' (RFC 6901)",
+        )
+    try:
+        return _paths.parse(pointer)
+    except PathError as exc:
+        raise ApiError(
+            422, "invalid_patch", f"op {number} ({name}): {member!r}: {exc.reason}"
+        ) from None
+
+
+def _if_match(header: str | None) -> int | None:
+    if header is None or header.strip() == "*":
+        return None
+    text = header.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    if len(text) >= 3 and text[0] == text[-1] == '"' and text[1:-1].isdigit():
+        return int(text[1:-1])
+    raise ApiError(
+        412,
+        "version_mismatch",
+        'If-Match must be a version in quotes, like "3" (the ETag of the snapshot)',
+    )
+
+
+def _etag_matches(header: str | None, version: int) -> bool:
+    if not header:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or f'"{version}"' in tags
+
+
+def _schema_detail(store: Store, exc: ValidationError) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, pydantic.ValidationError):
+        return describe_errors(
+            cause, f"store {store.name!r}: the change does not fit the schema", "field"
+        )
+    return f"store {store.name!r}: the change does not fit the schema"

@@ -1,0 +1,232 @@
+"""Versions, a bounded patch log and subscriber fan-out, per store copy.
+
+A *copy* is one scope's value of one store (the app's counter, alice's todos,
+a session's draft). The hub attaches to each copy's ``on_patch`` stream the
+first time the server touches it, so every commit is seen, whoever made it:
+a client's ``PATCH``, an action, or Python code in the process. For each copy
+it keeps the last ``log_size`` commits (for replay after a reconnect) and the
+subscribers to wake.
+
+The interface the server uses, and that a backend (``statekit.backends``) can
+stand behind later, is narrow:
+
+- ``copy(store) -> Copy``: the current scope's copy (raises ``ScopeError``
+  when the current scope chain cannot have one).
+- ``commit(copy, ops, expected_version) -> version``: apply atomically,
+  refusing when the version moved.
+- ``read(copy) -> (version, value)``: a consistent snapshot.
+- ``replay(copy, after) -> [(version, ops), ...] | None``: the commits after
+  ``after``, or ``None`` when the log no longer reaches back.
+- ``subscribe(copy, wake) -> off``: ``wake()`` after each commit (from the
+  committing thread; the subscriber marshals it to its own loop).
+
+Example:
+    >>> import statekit as sk
+    >>> counter = sk.Store({"n": 0}, name="counter")
+    >>> hub = Hub(log_size=2)
+    >>> copy = hub.copy(counter)
+    >>> off = hub.subscribe(copy, lambda: print("woken"))
+    >>> hub.commit(copy, [{"op": "replace", "path": "/n", "value": 1}], expected_version=0)
+    woken
+    1
+    >>> counter.set("n", 2)  # Python code in the process: seen too
+    woken
+    >>> counter.set("n", 3)
+    woken
+    >>> hub.replay(copy, 1), hub.replay(copy, 0)  # the log keeps 2 commits
+    ([(2, [{'op': 'replace', 'path': '/n', 'value': 2}]), (3, [{'op': 'replace', 'path': '/n', \
+'value': 3}])], None)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import _patch
+from .._store import Store, _StoreState
+
+__all__ = ["Copy", "Hub", "VersionMismatch", "encode"]
+
+Ops = Sequence[Any]
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_CACHE = 8  # encoded events kept per copy (subscribers usually share one base)
+
+
+def encode(value: Any) -> str:
+    """Compact JSON text of a (frozen) JSON value."""
+    return _encoder.encode(value)
+
+
+class VersionMismatch(Exception):
+    """``commit`` saw another version than expected; ``current`` is the one it saw."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+class Copy:
+    """One scope's copy of one store, as the hub sees it."""
+
+    __slots__ = (
+        "__weakref__",
+        "_state",
+        "cache",
+        "floor",
+        "lock",
+        "log",
+        "store",
+        "subscribers",
+    )
+
+    def __init__(self, store: Store, state: _StoreState, log_size: int) -> None:
+        self.store = store
+        # Weak: the hub must not keep a session's copy (and its scope) alive.
+        self._state: weakref.ref[_StoreState] = weakref.ref(state)
+        self.log: deque[tuple[int, Ops]] = deque(maxlen=log_size)
+        self.floor = state.version  # the log reaches back to here
+        self.lock = threading.Lock()
+        self.subscribers: dict[int, Callable[[], None]] = {}
+        # (base, version) -> encoded "patch" event data, shared by every subscriber.
+        self.cache: dict[tuple[int, int], str] = {}
+
+    @property
+    def name(self) -> str:
+        """The store's name."""
+        return self.store.name
+
+    def state(self) -> _StoreState:
+        """The store's node in its scope (alive while anyone can reach the copy)."""
+        state = self._state()
+        if state is None:  # pragma: no cover - the scope went away under a live request
+            raise LookupError(f"the copy of store {self.store.name!r} was disposed")
+        return state
+
+    def _on_patch(self, ops: Ops, version: int) -> None:
+        with self.lock:
+            if self.log and version <= self.log[-1][0]:
+                return  # pragma: no cover - on_patch delivers each version once, in order
+            self.log.append((version, ops))
+            wakers = list(self.subscribers.values())
+        for wake in wakers:
+            wake()
+
+    def head(self) -> int:
+        """The last version in the log (or the version the log starts after)."""
+        with self.lock:
+            return self.log[-1][0] if self.log else self.floor
+
+    def patch_data(self, base: int, version: int, ops: Ops) -> str:
+        """The JSON of a ``patch`` event, encoded once for every subscriber."""
+        key = (base, version)
+        data = self.cache.get(key)
+        if data is None:
+            data = (
+                f'{{"store":{encode(self.store.name)},"base":{base},'
+                f'"version":{version},"ops":{encode(ops)}}}'
+            )
+            if len(self.cache) >= _CACHE:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = data
+        return data
+
+
+class Hub:
+    """The in-memory hub: one :class:`Copy` per store copy, a bounded log each."""
+
+    def __init__(self, log_size: int = 1000) -> None:
+        if log_size < 1:
+            raise ValueError("log_size is at least 1")
+        self.log_size = log_size
+        self._copies: weakref.WeakKeyDictionary[_StoreState, Copy] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._ids = 0
+
+    def copy(self, store: Store) -> Copy:
+        """The current scope chain's copy of ``store`` (``ScopeError`` if it has none)."""
+        state = store._state()
+        found = self._copies.get(state)
+        if found is not None:
+            return found
+        with self._lock, state.lock:
+            found = self._copies.get(state)
+            if found is None:
+                # Under the store's lock: no commit slips between the floor and the listener.
+                found = Copy(store, state, self.log_size)
+                store.on_patch(found._on_patch)
+                self._copies[state] = found
+            return found
+
+    def version(self, copy: Copy) -> int:
+        """The copy's committed version."""
+        return copy.state().version
+
+    def read(self, copy: Copy) -> tuple[int, Any]:
+        """``(version, value)`` of the copy, consistent with each other."""
+        state = copy.state()
+        with state.lock:  # a transaction on another thread holds it until it commits
+            return state.version, state.root.value
+
+    def commit(self, copy: Copy, ops: Ops, expected_version: int | None = None) -> int:
+        """Apply ``ops`` atomically; return the new version (the same one if nothing changed).
+
+        Raises :class:`VersionMismatch` when ``expected_version`` is given and
+        is not the current version, and the store's errors (``PathError``,
+        ``PatchError``, ``PatchTestFailed``, ``ValidationError``) when the
+        patch does not apply. Either way nothing changed.
+        """
+        state = copy.state()
+        result: list[int] = []
+
+        def change(doc: Any) -> Any:
+            if expected_version is not None and state.version != expected_version:
+                raise VersionMismatch(state.version)
+            new, applied, inverse = _patch.apply_with_inverse(doc, ops)
+            # The store bumps the version by one for a change, under this same lock.
+            result.append(state.version + (new is not doc))
+            return new, applied, inverse
+
+        with state.owner:  # the copy's own scope, wherever the caller is
+            copy.store._commit(change)
+        return result[-1]
+
+    def replay(self, copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
+        """The commits after version ``after``, or ``None`` when the log cannot say."""
+        with copy.lock:
+            log = copy.log
+            head = log[-1][0] if log else copy.floor
+            if after == head:
+                return []
+            if after > head:
+                # Committed but not yet logged (another thread is delivering),
+                # or a version this copy never had.
+                return [] if after <= copy.state().version else None
+            oldest_base = log[0][0] - 1 if log else copy.floor
+            if after < oldest_base:
+                return None
+            found: list[tuple[int, Ops]] = []
+            for entry in reversed(log):
+                if entry[0] <= after:
+                    break
+                found.append(entry)
+            found.reverse()
+            return found
+
+    def subscribe(self, copy: Copy, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` after each commit of ``copy``; return ``off``."""
+        with self._lock:
+            self._ids += 1
+            key = self._ids
+        with copy.lock:
+            copy.subscribers[key] = wake
+
+        def off() -> None:
+            with copy.lock:
+                copy.subscribers.pop(key, None)
+
+        return off
