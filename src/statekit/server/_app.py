@@ -33,6 +33,7 @@ from .. import _paths
 from .._scope import Scope as StateScope
 from .._scope import app_scope
 from .._store import Store
+from ..backends import Backend, backend_from_url
 from ..exceptions import PatchError, PatchTestFailed, PathError, ScopeError, ValidationError
 from ._actions import Exposed, describe_errors
 from ._errors import ApiError, error_response, last_resort
@@ -85,7 +86,10 @@ class SyncServer:
     session scope. ``allowed_origins`` are other origins allowed to write.
     ``limits``: see :class:`~statekit.server.Limits`. ``heartbeat``: seconds
     between ``: ping`` comments on event streams. ``log_size``: commits kept
-    per store copy for replay. ``backend``: ``None`` (in memory) for now.
+    per store copy for replay. ``backend``: a :class:`statekit.backends.Backend`
+    or its URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``) that
+    the store copies live in, so that several server processes share them;
+    ``None`` keeps them in this process.
     ``app``: the app scope holding app-level values (default: the current one).
 
     Run it alone (``statekit serve module:server``) or mount it under a
@@ -116,14 +120,10 @@ class SyncServer:
         log_size: int = 1000,
         actions: Mapping[str, Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]]
         | None = None,
-        backend: Any = None,
+        backend: Backend | str | None = None,
         session_max_age: float = DEFAULT_MAX_AGE,
         app: StateScope | None = None,
     ) -> None:
-        if backend is not None:
-            raise NotImplementedError(
-                "SyncServer(backend=...): only the in-memory hub exists so far; pass backend=None"
-            )
         self.stores: dict[str, Store] = {}
         for store in stores:
             if not isinstance(store, Store):
@@ -164,6 +164,14 @@ class SyncServer:
             raise ValueError("heartbeat is a number of seconds > 0")
         self.heartbeat = float(heartbeat)
         self.app_scope = app if app is not None else app_scope()
+        #: Where the store copies live (``None``: in this process only).
+        self.backend: Backend | None = None
+        if backend is not None:
+            # Copies made under the app scope load from and commit through
+            # the backend: versions are the backend's, and every server
+            # process on it serves the same state (no sticky sessions).
+            self.backend = backend_from_url(backend)
+            self.backend.attach(self.app_scope)
         self.hub = Hub(log_size)
         self.rate = RateLimiter(self.limits)
         self._client_js = CLIENT_JS.read_bytes()

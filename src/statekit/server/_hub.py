@@ -196,7 +196,18 @@ class Hub:
         return result[-1]
 
     def replay(self, copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
-        """The commits after version ``after``, or ``None`` when the log cannot say."""
+        """The commits after version ``after``, or ``None`` when the log cannot say.
+
+        A copy bound to a backend (``statekit.backends``) falls back to the
+        backend's log: a client that saw ``after`` in another server process
+        resumes here without a snapshot.
+        """
+        found = self._replay_local(copy, after)
+        if found is None:
+            found = _replay_backend(copy, after)
+        return found
+
+    def _replay_local(self, copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
         with copy.lock:
             log = copy.log
             head = log[-1][0] if log else copy.floor
@@ -230,3 +241,17 @@ class Hub:
                 copy.subscribers.pop(key, None)
 
         return off
+
+
+def _replay_backend(copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
+    """The backend's commits after ``after`` up to the copy's version (what it can send)."""
+    state = copy.state()
+    link = state.link
+    if link is None:
+        return None
+    top = state.version
+    log = link.backend.history(link.key, link.name, after)  # type: ignore[attr-defined]
+    if log is None:
+        return None
+    found = [entry for entry in log if entry[0] <= top]
+    return found if (found[-1][0] if found else after) == top else None

@@ -1,0 +1,35 @@
+"""A SyncServer on a shared backend, for running as several uvicorn processes.
+
+    STATEKIT_SECRET=... SK_TEST_BACKEND=redis://... SK_TEST_PREFIX=... \\
+        python -m uvicorn _backend_server_app:app --app-dir tests --port N
+"""
+
+from __future__ import annotations
+
+import os
+
+from starlette.requests import Request
+
+import statekit as sk
+from statekit.backends import backend_from_url
+from statekit.server import Limits, SyncServer
+
+counter = sk.Store({"n": 0}, name="counter", writable=["/n"])
+log = sk.Store({"ids": []}, name="log", writable=["/ids"])
+todos = sk.Store({"todo": []}, name="todos", scope="user", writable=["/todo"])
+draft = sk.Store({"text": ""}, name="draft", scope="session", writable=["/text"])
+
+
+def identify(request: Request) -> str | None:
+    return request.headers.get("x-test-user") or None
+
+
+url = os.environ["SK_TEST_BACKEND"]
+options = {"prefix": os.environ["SK_TEST_PREFIX"]} if url.startswith("redis") else {}
+app = SyncServer(
+    [counter, log, todos, draft],
+    identify=identify,
+    limits=Limits(rate=None),
+    backend=backend_from_url(url, **options),
+    app=sk.new_app_scope(),
+)
