@@ -210,7 +210,10 @@ def test_async_writers_across_copies_end_exact(backend: Backend) -> None:
         await asyncio.gather(*(writer(apps[i % 2]) for i in range(200)))
 
     asyncio.run(main())
-    assert backend.load(scope_key(apps[0]), "counter") == (200, {"n": 200})
+    version, stored = backend.load(scope_key(apps[0]), "counter")
+    assert stored == {"n": 200}
+    # Writers queued on one copy go out together: fewer commits than writes.
+    assert 2 <= version <= 200
 
 
 def test_expected_version_exactly_one_wins(backend: Backend) -> None:

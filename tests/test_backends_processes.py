@@ -165,7 +165,8 @@ def test_400_async_writers_over_two_processes_end_exact(
     for worker in pair:
         worker.expect("done", timeout=120)
     backend = local(url, prefix)
-    assert backend.load("app:app", "counter") == (400, {"n": 400})
+    version, stored = backend.load("app:app", "counter")
+    assert stored == {"n": 400} and version <= 400  # queued writers share commits
     backend.close()
 
 
@@ -207,7 +208,7 @@ def test_kill_9_mid_load_the_other_keeps_serving(
     backend = local(url, prefix)
     version, stored = backend.load("app:app", "log")
     ids = stored["ids"]
-    assert len(ids) == len(set(ids)) == version  # no duplicates, one commit each
+    assert len(ids) == len(set(ids)) >= version  # no duplicates (async writers share commits)
     assert set(lost_with_victim) <= set(ids)  # every acknowledged write is there
     assert {f"B-{i}" for i in range(300)} <= set(ids)
     backend.close()

@@ -17,9 +17,10 @@ A store copy created under an app scope that has a backend attached gets a
   local ones and are never pushed back.
 
 :func:`apatch` and :func:`aupdate` are the async twins of ``Store.patch`` /
-``Store.update`` for event-loop code (the sync server): the round trip is
-awaited, and writers of one copy in one process queue on an
-``asyncio.Lock`` so they do not race each other, only other processes.
+``Store.update`` for event-loop code: the round trip is awaited, and the
+writers of one copy in one process queue up and go out together as one
+commit per round trip (group commit), so they never race each other, only
+other processes.
 """
 
 from __future__ import annotations
@@ -62,12 +63,12 @@ class _Link:
 
     __slots__ = (
         "__weakref__",
-        "alocks",
         "backend",
         "initial",
         "key",
         "name",
         "pushed",
+        "queues",
         "state",
         "store",
         "ttl",
@@ -82,7 +83,7 @@ class _Link:
         self.ttl = scope.ttl
         self.initial = dumps(store._initial)
         self.pushed = -1  # the version of the last commit this copy made
-        self.alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self.queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -157,50 +158,134 @@ class _Link:
         self.backend._unregister(self)
 
     async def awrite(self, change: _Change, expected: int | None) -> int:
-        """Run ``change`` on the copy's document and commit it, awaiting the backend."""
+        """Run ``change`` on the copy's document and commit it; return the version.
+
+        Writers of this copy on one event loop form a queue drained by one
+        task: whatever queued up while a commit was in flight goes out as the
+        next commit, all in one script call (group commit). Each writer's
+        change still runs on the document as the previous one left it, and
+        fails alone; a write with an expected version goes first in its
+        commit, so it sees exactly that version.
+        """
         loop = asyncio.get_running_loop()
-        lock = self.alocks.get(loop)
-        if lock is None:
-            lock = self.alocks[loop] = asyncio.Lock()
-        store, state = self.store, self.state
-        async with lock:
-            for _attempt in range(_MAX_RETRIES):
-                base, version = state.root.value, state.version
-                if expected is not None and expected != version:
-                    raise VersionConflict(
-                        f"store {store.name!r}: expected version {expected}, "
-                        f"the current one is {version}"
-                    )
+        queue = self.queues.get(loop)
+        if queue is None:
+            queue = self.queues[loop] = _Queue()
+        job = _Job(change, expected, loop.create_future())
+        queue.jobs.append(job)
+        if not queue.draining:
+            # No commit in flight: this writer drains the queue itself (no
+            # task to schedule for the common, uncontended case).
+            await self._drain(queue, loop)
+        return await job.future
+
+    async def _drain(self, queue: _Queue, loop: asyncio.AbstractEventLoop) -> None:
+        queue.draining = True
+        try:
+            while queue.jobs:
+                jobs = queue.jobs
+                size = 1
+                while size < len(jobs) and jobs[size].expected is None:
+                    size += 1
+                batch = jobs[:size]
+                del jobs[:size]
                 try:
-                    doc, ops, inverse = change(base)
-                except (PathError, PatchError) as exc:
-                    raise store._named(exc) from None
-                if doc is base:
-                    return version
-                if not isinstance(doc, dict):
-                    raise PatchError(
-                        f"store {store.name!r}: the document must stay an object, "
-                        f"not become {_paths.type_name(doc)}"
-                    )
-                if store._schema is not None:
-                    doc, ops, inverse = store._schema_checked(base, doc, ops, inverse)
-                try:
-                    new = await self.backend._awrite(
-                        self.key, self.name, ops, version, initial=self.initial, ttl=self.ttl
-                    )
-                except VersionConflict:
-                    await self.acatch_up()
-                    if expected is not None:
+                    await self._commit_batch(batch)
+                except BaseException as exc:
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    if not isinstance(exc, Exception):
                         raise
+        finally:
+            queue.draining = False
+            if queue.jobs:
+                # Cancelled mid-drain: hand the rest to a task of their own.
+                task = loop.create_task(self._drain(queue, loop))
+                _DRAINERS.add(task)
+                task.add_done_callback(_DRAINERS.discard)
+
+    async def _commit_batch(self, batch: list[_Job]) -> None:
+        store, state = self.store, self.state
+        for _attempt in range(_MAX_RETRIES):
+            base, version = state.root.value, state.version
+            doc, ops, live = base, [], []
+            for job in batch:
+                if job.future.done():
+                    continue  # its writer was cancelled before it went out
+                if job.expected is not None and job.expected != version:
+                    job.future.set_exception(
+                        VersionConflict(
+                            f"store {store.name!r}: expected version {job.expected}, "
+                            f"the current one is {version}"
+                        )
+                    )
                     continue
-                self.pushed = new
-                # Ignored if the notice of this very commit got here first.
-                store._receive(state, ops, new)
-                return new
+                try:
+                    new, more, inverse = job.change(doc)
+                    if new is not doc:
+                        if not isinstance(new, dict):
+                            raise PatchError(
+                                f"the document must stay an object, not become "
+                                f"{_paths.type_name(new)}"
+                            )
+                        if store._schema is not None:
+                            new, more, inverse = store._schema_checked(doc, new, more, inverse)
+                except (PathError, PatchError) as exc:
+                    job.future.set_exception(store._named(exc))
+                    continue
+                except Exception as exc:  # the caller's fn, or a schema refusal
+                    job.future.set_exception(exc)
+                    continue
+                doc = new
+                ops.extend(more)
+                live.append(job)
+            if doc is base:
+                for job in live:
+                    job.future.set_result(version)
+                return
+            try:
+                new_version = await self.backend._awrite(
+                    self.key, self.name, ops, version, initial=self.initial, ttl=self.ttl
+                )
+            except VersionConflict:
+                await self.acatch_up()
+                continue
+            self.pushed = new_version
+            # Ignored if the notice of this very commit got here first.
+            store._receive(state, ops, new_version)
+            for job in live:
+                if not job.future.done():
+                    job.future.set_result(new_version)
+            return
         raise VersionConflict(
             f"store {store.name!r}: gave up after {_MAX_RETRIES} attempts; "
             "the backend kept changing under this write"
         )
+
+
+class _Job:
+    """One queued async write: its change, its expected version, its caller's future."""
+
+    __slots__ = ("change", "expected", "future")
+
+    def __init__(self, change: _Change, expected: int | None, future: asyncio.Future[int]) -> None:
+        self.change = change
+        self.expected = expected
+        self.future = future
+
+
+class _Queue:
+    """The async writers of one copy on one event loop, and the task draining them."""
+
+    __slots__ = ("draining", "jobs")
+
+    def __init__(self) -> None:
+        self.jobs: list[_Job] = []
+        self.draining = False
+
+
+_DRAINERS: set[asyncio.Task[None]] = set()  # kept alive until done
 
 
 def _link_of(store: Store) -> tuple[_StoreState, _Link | None]:
