@@ -469,9 +469,9 @@ def set_in(doc: Any, parts: Sequence[str], value: Any) -> Any:
 def replace_one(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, list[Op], list[Op]]:
     """One RFC 6902 ``replace`` of an already frozen JSON value, without the patch machinery.
 
-    The store's ``set`` and ``update``: returns ``(new_doc, applied_ops,
-    undo_ops)`` like :func:`apply_with_inverse`, or ``doc`` and no ops if
-    nothing changes. ``parts`` must exist (PathError otherwise).
+    Returns ``(new_doc, applied_ops, undo_ops)`` like :func:`apply_with_inverse`,
+    or ``doc`` and no ops if nothing changes. ``parts`` must exist (PathError
+    otherwise).
 
     Example:
         >>> from statekit._patch import freeze_json, replace_one
@@ -481,26 +481,60 @@ def replace_one(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, list
         >>> undo
         [{'op': 'replace', 'path': '/a/b', 'value': 1}]
     """
+    new, _, record = replace_lazy(doc, parts, value)
+    if record is None:
+        return doc, [], []
+    ops, undo = expand_replace(record)
+    return new, ops, undo
+
+
+Replace = tuple[tuple[str, ...], Any, Any]  # (parts, new value, old value)
+
+
+def replace_lazy(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, None, Replace | None]:
+    """:func:`replace_one` that records ``(parts, value, old)`` instead of building ops.
+
+    The store's ``set`` and ``update``: most writes never need their ops as
+    dicts (no patch listener, no undo), so :func:`expand_replace` builds them
+    only when asked. Returns ``(new_doc, None, record)``, or ``(doc, None,
+    None)`` if nothing changes.
+
+    Example:
+        >>> from statekit._patch import expand_replace, freeze_json, replace_lazy
+        >>> new, _, record = replace_lazy(freeze_json({"a": 1}), ("a",), 2)
+        >>> new, record, expand_replace(record)[1]
+        ({'a': 2}, (('a',), 2, 1), [{'op': 'replace', 'path': '/a', 'value': 1}])
+    """
     if len(parts) == 1 and type(doc) is FrozenDict:
         # A top-level key, the common case, inlined: one lookup, one copy.
         key = parts[0]
         old = dict.get(doc, key, _MISSING)
         if old is _MISSING:
             raise _missing_key(parts)
-        if _unchanged(old, value):
-            return doc, [], []
-        new = FrozenDict(doc)
+        if old is value or (type(old) is type(value) and type(value) in _SCALAR and old == value):
+            return doc, None, None
+        new = _dict_new(FrozenDict)
+        _dict_update(new, doc)  # a plain dict copy (FrozenDict(doc) takes a slower path)
         dict.__setitem__(new, key, value)
     else:
         new, old = _replace(doc, parts, value, {})
         if new is doc:
-            return doc, [], []
+            return doc, None, None
+    return new, None, (parts, value, old)
+
+
+def expand_replace(record: Replace) -> tuple[list[Op], list[Op]]:
+    """The ops and undo ops of a :func:`replace_lazy` record."""
+    parts, value, old = record
     path = _paths.format(parts)
     return (
-        new,
         [FrozenDict(op="replace", path=path, value=value)],
         [FrozenDict(op="replace", path=path, value=old)],
     )
+
+
+_dict_new = dict.__new__
+_dict_update = dict.update
 
 
 def add_in(doc: Any, parts: Sequence[str], value: Any) -> Any:

@@ -23,11 +23,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from . import _engine, _patch, _paths
 from ._computed import Computed
 from ._definition import Definition
-from ._engine import ComputedNode, Node, SignalNode
-from ._frozen import FrozenList, thaw
+from ._engine import ComputedNode, Node, SignalNode, WatcherNode
+from ._engine import _core as _engine_core
+from ._frozen import FrozenDict, FrozenList, thaw
 from ._paths import _parse_string
-from ._scope import Scope
-from ._subscribe import subscribe_node
+from ._scope import Scope, _current
+from ._store_listen import MISSING as _MISSING
+from ._store_listen import Listener, add_listener, dispatch, notify
 from .exceptions import (
     InvalidDefinition,
     PatchError,
@@ -65,10 +67,11 @@ class Binder(Protocol):
     def bind_store(self, store: Store, scope: Scope, state: _StoreState) -> None: ...
 
 
-# What a change computes from the document: (new document, ops, undo ops).
-_Change = tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
+# What a change computes from the document: (new document, ops, undo ops), or
+# (new document, None, a _patch.replace_lazy record) whose ops are built only
+# if something needs them.
+_Change = tuple[Any, list[dict[str, Any]] | None, Any]
 
-_MISSING: Any = object()  # the value at a path that does not exist
 _BATCH = _engine.Batch()
 _ident = threading.get_ident
 
@@ -82,23 +85,24 @@ _MIN_PRUNE = 256
 _MAX_RETRIES = 1000
 
 
-class _Commit:
-    """One committed change: the ops applied and the ops that undo them."""
-
-    __slots__ = ("inverse", "ops")
-
-    def __init__(self, ops: list[dict[str, Any]], inverse: list[dict[str, Any]]) -> None:
-        self.ops = ops
-        self.inverse = inverse
+# One committed change: the ops applied and the ops that undo them (a tuple:
+# made on every write), or (None, a replace_lazy record).
+_Commit = tuple[list[dict[str, Any]] | None, Any]
 
 
 class _StoreState(Node):
     """One scope's copy of a store."""
 
     __slots__ = (
+        "claim",
         "delivering",
+        "dispatch_fn",
+        "dispatcher",
+        "head",
         "link",
+        "listeners",
         "lock",
+        "notify",
         "outbox",
         "patch_listeners",
         "prune_at",
@@ -137,6 +141,14 @@ class _StoreState(Node):
         self.tx_inverse: list[list[dict[str, Any]]] = []
         # The backend this copy commits through (statekit.backends), or None.
         self.link: StoreLink | None = None
+        # Listeners (see _store_listen): the committed document with its
+        # version, the listeners, and the loop that calls them.
+        self.head: tuple[Any, int] = (store._initial, 0)
+        self.listeners: tuple[Listener, ...] = ()
+        self.notify = False
+        self.dispatcher: WatcherNode | None = None
+        self.claim: threading.Lock | None = None
+        self.dispatch_fn = partial(dispatch, self)
 
     def current(self) -> Any:
         """The document as this thread sees it: its own open transaction's, or the committed one."""
@@ -150,31 +162,7 @@ def _identical(old: Any, new: Any) -> bool:
     return old is new
 
 
-def _same_value(old: Any, new: Any) -> bool:
-    # What a listener compares: a subtree rebuilt equal (a wholesale replace
-    # with the same content) is not a change worth a call.
-    if old is new:
-        return True
-    kind = type(new)
-    if kind in _SCALARS:  # the common case, without a call
-        return type(old) is kind and old == new
-    if old is _MISSING or new is _MISSING:
-        return False
-    return _patch.json_equal(old, new)
-
-
-_SCALARS = frozenset({int, str, float, bool, type(None)})
 _PLAIN = frozenset({int, str, bool, type(None)})
-
-
-class _Target(Node):
-    """What a store listener subscribes to: a name, an owner and an equality."""
-
-    __slots__ = ("equals",)
-
-    def __init__(self, name: str, owner: Any) -> None:
-        super().__init__(0, name, owner)
-        self.equals = _same_value
 
 
 class Store(Definition):
@@ -254,6 +242,7 @@ class Store(Definition):
             node.link = None
             link.close()
         super()._release(scope, node)
+        node.listeners = ()
 
     def _receive(
         self, state: _StoreState, ops: Sequence[Op], version: int, *, force: bool = False
@@ -273,7 +262,7 @@ class Store(Definition):
             state.undo.clear()
             state.redo.clear()
             self._publish(state, doc, applied, [], record=False, version=version)
-        self._deliver(state)
+        self._after_commit(state)
         return True
 
     def _state(self) -> _StoreState:
@@ -408,7 +397,7 @@ class Store(Definition):
             >>> s.snapshot()
             {'b': 2}
         """
-        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
+        self._commit(_patch.apply_with_inverse, ops)
 
     def set(self, path: str | Sequence[str], value: Any) -> None:
         """Replace the value at ``path``, which must exist (use :meth:`add` to create a key).
@@ -433,7 +422,7 @@ class Store(Definition):
                 frozen = _patch.freeze_json(value, parts)
             except PatchError as exc:
                 raise self._named(exc) from None
-        self._commit(partial(_patch.replace_one, parts=parts, value=frozen))
+        self._commit(_patch.replace_lazy, parts, frozen)
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -445,7 +434,7 @@ class Store(Definition):
             {'xs': [1, 2, 3, 4], 'label': 'n'}
         """
         ops = [{"op": "add", "path": _paths.format(self._parse(path)), "value": value}]
-        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
+        self._commit(_patch.apply_with_inverse, ops)
 
     def delete(self, path: str | Sequence[str]) -> None:
         """Remove the value at ``path`` (which must exist).
@@ -457,7 +446,7 @@ class Store(Definition):
             {'xs': [2]}
         """
         ops = [{"op": "remove", "path": _paths.format(self._parse(path))}]
-        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
+        self._commit(_patch.apply_with_inverse, ops)
 
     def update(self, path: str | Sequence[str], fn: Callable[[Any], Any]) -> Any:
         """Atomically replace the value at ``path`` by ``fn(old)``; return the new value.
@@ -483,7 +472,7 @@ class Store(Definition):
                 raise PathError(exc.path, exc.part, f"{exc.reason} (update)") from None
             new = _patch.freeze_json(fn(old), pointer)
             result.append(new)
-            return _patch.replace_one(doc, parts, new)
+            return _patch.replace_lazy(doc, parts, new)
 
         self._commit(change)
         return result[-1]
@@ -498,7 +487,7 @@ class Store(Definition):
             {'n': 5, 'm': 6}
         """
         ops = [{"op": "replace", "path": "", "value": snapshot}]
-        self._commit(lambda doc: _patch.apply_with_inverse(doc, ops))
+        self._commit(_patch.apply_with_inverse, ops)
 
     def reset(self) -> None:
         """Back to the initial document (recorded, undoable).
@@ -571,54 +560,92 @@ class Store(Definition):
                         "committed; the backend changed meanwhile (the copy is now current)"
                     )
                 self._publish(state, doc, ops, inverse, record=True, version=version)
-        self._deliver(state)
+        self._after_commit(state)
 
-    def _commit(self, change: Callable[[Any], _Change]) -> None:
-        """Apply ``change(doc) -> (new_doc, ops, undo_ops)`` as one commit (or in a transaction)."""
-        state = self._state()
-        if isinstance(_engine.active_node(), ComputedNode):
-            # Refused before taking the lock: a computed evaluates under the
-            # engine lock, and waiting for the store's lock there could deadlock.
+    def _commit(self, change: Callable[..., _Change], *args: Any) -> None:
+        """Apply ``change(doc, *args) -> (new_doc, ops, undo_ops)`` as one commit.
+
+        (Or as part of this thread's open transaction.) The hot path of every
+        write: the scope lookup of ``_node`` and the batch of ``_BATCH`` are
+        inlined.
+        """
+        current = _current.get()
+        owner = current.chain[self._depth]
+        cache = self._cache
+        state: _StoreState = cache[1] if cache[0] is owner else self._lookup(owner)
+        if _engine_core._active is not None and _engine_core._held():
+            # A computed is evaluating on this thread. Refused before taking
+            # the lock: a computed evaluates under the engine lock, and
+            # waiting for the store's lock there could deadlock.
             raise StatekitError(
                 f"a computed tried to write store {self.name!r}: computed values must "
                 "not have side effects (use an effect or an action)"
             )
-        # The batch ends after the lock is released: effects and listeners
+        # A batch that ends after the lock is released: effects and listeners
         # never run under the store's lock.
-        with _BATCH, state.lock:
-            for _attempt in range(_MAX_RETRIES):
-                in_tx = state.tx_depth != 0
-                base = state.tx_doc if in_tx else state.root.value
-                try:
-                    doc, ops, inverse = change(base)
-                except (PathError, PatchError) as exc:
-                    raise self._named(exc) from None
-                if doc is base:
-                    return  # nothing changed: no version, no notification
-                if not isinstance(doc, dict):
-                    raise PatchError(
-                        f"store {self.name!r}: the document must stay an object, "
-                        f"not become {_paths.type_name(doc)}"
+        local = _engine.tls.state
+        local.batch += 1
+        try:
+            with state.lock:
+                for _attempt in range(_MAX_RETRIES):
+                    in_tx = state.tx_depth != 0
+                    base = state.tx_doc if in_tx else state.root.value
+                    try:
+                        doc, ops, inverse = change(base, *args)
+                    except (PathError, PatchError) as exc:
+                        raise self._named(exc) from None
+                    if doc is base:
+                        return  # nothing changed: no version, no notification
+                    if doc.__class__ is not FrozenDict and not isinstance(doc, dict):
+                        raise PatchError(
+                            f"store {self.name!r}: the document must stay an object, "
+                            f"not become {_paths.type_name(doc)}"
+                        )
+                    if ops is None and (
+                        in_tx or self._schema or state.patch_listeners or state.link
+                    ):
+                        ops, inverse = _patch.expand_replace(inverse)
+                    if in_tx:
+                        state.tx_doc = doc
+                        state.tx_ops.extend(ops)  # type: ignore[arg-type]
+                        state.tx_inverse.append(inverse)
+                        return
+                    if self._schema is not None:
+                        doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)  # type: ignore[arg-type]
+                    if state.link is None:
+                        self._publish(state, doc, ops, inverse, record=True)
+                        break
+                    version = self._pushed(state, ops)  # type: ignore[arg-type]
+                    if version is not None:
+                        self._publish(state, doc, ops, inverse, record=True, version=version)
+                        break
+                    # The backend had moved on: the copy is up to date now and
+                    # the change runs again on the fresh document.
+                else:
+                    raise VersionConflict(
+                        f"store {self.name!r}: gave up after {_MAX_RETRIES} attempts; "
+                        "the backend kept changing under this write"
                     )
-                if in_tx:
-                    state.tx_doc = doc
-                    state.tx_ops.extend(ops)
-                    state.tx_inverse.append(inverse)
-                    return
-                if self._schema is not None:
-                    doc, ops, inverse = self._schema_checked(base, doc, ops, inverse)
-                version = self._pushed(state, ops)
-                if version is not None:
-                    self._publish(state, doc, ops, inverse, record=True, version=version)
-                    break
-                # The backend had moved on: the copy is up to date now and
-                # the change runs again on the fresh document.
+        finally:
+            local.batch -= 1
+            if not local.batch and local.queue:
+                _engine.flush(local)
+        if state.notify:  # _store_listen.notify, inlined
+            if local.batch or local.flushing:
+                _engine.schedule(state.dispatcher)  # type: ignore[arg-type]
+            elif current is state.owner:
+                dispatch(state, local)
             else:
-                raise VersionConflict(
-                    f"store {self.name!r}: gave up after {_MAX_RETRIES} attempts; "
-                    "the backend kept changing under this write"
-                )
-        self._deliver(state)
+                state.owner.runner(state.dispatch_fn)
+        if state.outbox:
+            self._deliver(state)
+
+    def _after_commit(self, state: _StoreState) -> None:
+        """Listeners, then patch listeners, once a commit's batch has ended."""
+        if state.notify:
+            notify(state)
+        if state.outbox:
+            self._deliver(state)
 
     def _pushed(self, state: _StoreState, ops: list[dict[str, Any]]) -> int | None:
         """Commit ``ops`` through the copy's backend (lock held): the new version, or None."""
@@ -645,20 +672,23 @@ class Store(Definition):
         self,
         state: _StoreState,
         doc: Any,
-        ops: list[dict[str, Any]],
-        inverse: list[dict[str, Any]],
+        ops: list[dict[str, Any]] | None,
+        inverse: Any,
         *,
         record: bool,
         version: int | None = None,
     ) -> None:
         """Make ``doc`` current and record history (state.lock held)."""
         if record:
-            state.undo.append(_Commit(ops, inverse))
+            state.undo.append((ops, inverse))
             state.redo.clear()
         state.version = state.version + 1 if version is None else version
-        _engine.write_signal(state.root, doc)
+        state.head = (doc, state.version)
+        _engine.write_changed(state.root, doc)
+        if state.listeners:
+            state.notify = True
         if state.patch_listeners:
-            state.outbox.append((FrozenList(ops), state.version))
+            state.outbox.append((FrozenList(ops), state.version))  # type: ignore[arg-type]
 
     def _deliver(self, state: _StoreState) -> None:
         """Hand queued commits to patch listeners, in order, outside the lock."""
@@ -692,10 +722,10 @@ class Store(Definition):
             source, target = (state.undo, state.redo) if back else (state.redo, state.undo)
             if not source:
                 return False
-            commit = source.pop()
-            forward, backward = (
-                (commit.inverse, commit.ops) if back else (commit.ops, commit.inverse)
-            )
+            commit: Any = source.pop()
+            if commit[0] is None:  # a replace_lazy record: build its ops now
+                commit = _patch.expand_replace(commit[1])
+            forward, backward = (commit[1], commit[0]) if back else commit
             doc, ops = _patch.apply(state.root.value, forward)
             version = self._pushed(state, ops)
             if version is None:
@@ -705,7 +735,7 @@ class Store(Definition):
                 )
             target.append(commit)
             self._publish(state, doc, ops, backward, record=False, version=version)
-        self._deliver(state)
+        self._after_commit(state)
         return True
 
     def undo(self) -> bool:
@@ -757,24 +787,7 @@ class Store(Definition):
         if len(parts) == 1 and parts[0] in self._selectors:
             return self._selectors[parts[0]].subscribe(callback)
 
-        root = state.root
-        get = _paths.get
-
-        def read(_: Any) -> Any:
-            # The listener depends on the document itself, not on a view: a
-            # view would recompute on every write just the same, and cost a
-            # computed node per listener. The equality below keeps it precise.
-            try:
-                return get(_engine.read_signal(root), parts)
-            except PathError:
-                return _MISSING
-
-        def deliver(value: Any) -> None:
-            callback(None if value is _MISSING else value)
-
-        # The target only lends an owner, a name and the equality.
-        target = _Target(f"{self.name}:{_paths.format(parts)}", state.owner)
-        return subscribe_node(target, read, deliver)
+        return add_listener(state, parts, callback, f"{self.name}:{_paths.format(parts)}")
 
     def on_patch(self, callback: PatchListener) -> Callable[[], None]:
         """Call ``callback(ops, version)`` after every commit; return ``off``.

@@ -20,6 +20,7 @@ from ._core import (
     read_signal,
     report,
     retire_node,
+    schedule,
     set_context_probe,
     set_error_hook,
     set_owner_check,
@@ -27,6 +28,7 @@ from ._core import (
     start_watcher,
     tls,
     untracked_call,
+    write_changed,
     write_signal,
 )
 from ._nodes import DISPOSED as DISPOSED_FLAG
@@ -53,6 +55,7 @@ __all__ = [
     "read_signal",
     "report",
     "retire_node",
+    "schedule",
     "set_context_probe",
     "set_error_hook",
     "set_owner_check",
@@ -60,5 +63,6 @@ __all__ = [
     "tls",
     "start_watcher",
     "untracked_call",
+    "write_changed",
     "write_signal",
 ]

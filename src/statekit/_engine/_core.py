@@ -660,6 +660,40 @@ def write_signal(node: SignalNode, value: Any) -> bool:
     return True
 
 
+def write_changed(node: SignalNode, value: Any) -> None:
+    """Set a signal whose new value the caller knows differs; never flushes.
+
+    For the store, which tells a change by identity before calling and runs
+    its own batch: no equality call, no flush here (the caller's batch end
+    flushes). The caller has refused writes from inside a computed.
+    """
+    with lock:
+        node.value = value
+        node.version += 1
+        if node.subs is not None:
+            propagate(node.subs, tls.state.queue)
+
+
+def schedule(watcher: WatcherNode) -> None:
+    """Queue ``watcher`` to run on this thread, as if a dependency had changed.
+
+    It runs when this thread's batch ends, or later in the flush in progress
+    (a running watcher runs again when its run ends). The caller makes sure
+    one of those is coming: it is inside a batch or a flush.
+    """
+    queue = tls.state.queue
+    with lock:
+        flags = watcher.flags
+        if flags & DISPOSED:
+            return
+        if not flags & QUEUED or watcher.queue is not queue:
+            watcher.flags = flags | DIRTY | QUEUED
+            watcher.queue = queue
+            queue.append(watcher)
+        else:
+            watcher.flags = flags | DIRTY
+
+
 def modify_signal(node: SignalNode, fn: Callable[[Any], Any]) -> Any:
     """Atomically replace a signal's value by ``fn(old)``; return the new value."""
     active = _active
