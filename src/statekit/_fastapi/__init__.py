@@ -1,0 +1,1 @@
+"""Implementation of ``statekit.fastapi`` (see that module)."""

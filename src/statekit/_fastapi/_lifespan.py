@@ -1,0 +1,209 @@
+"""``StatekitLifespan``: a fresh app scope, its backend and resources, per app run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from .._scope import Scope, new_app_scope
+from ._identity import make_signer
+from ._middleware import ScopeMiddleware
+from ._resources import Resource, forget, open_resources, run_order
+from ._runtime import AppRuntime, Identify, SessionSigner
+
+__all__ = ["StatekitLifespan", "lifespan"]
+
+UserLifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+
+class StatekitLifespan:
+    """The lifespan of a FastAPI (or Starlette) app that keeps its state in statekit.
+
+    At startup it makes a **fresh app scope**, opens the backend and the
+    ``resources`` (each after those it needs), runs your own ``lifespan`` inside,
+    and exposes the run as ``app.state.statekit`` and as ``"statekit"`` in the
+    lifespan state (an :class:`AppRuntime`). Every request then runs in the
+    chain app → user (when ``identify`` names one) → session (from the signed
+    ``sk_session`` cookie shared with ``statekit.server``) → request. At
+    shutdown everything is closed in reverse order, and if startup fails half
+    way what was opened is closed before the error propagates.
+
+    Example:
+        >>> from fastapi import Depends, FastAPI
+        >>> from fastapi.testclient import TestClient
+        >>> from statekit.fastapi import StatekitLifespan, resource
+        >>> @resource
+        ... async def greeting():
+        ...     yield "hello"
+        >>> app = FastAPI(lifespan=StatekitLifespan(resources=[greeting], secret="s3cret"))
+        >>> @app.get("/")
+        ... async def home(text: str = Depends(greeting)) -> str:
+        ...     return text
+        >>> with TestClient(app) as client:
+        ...     client.get("/").json()
+        'hello'
+    """
+
+    def __init__(
+        self,
+        lifespan: UserLifespan | None = None,
+        *,
+        resources: Iterable[Resource[Any]] = (),
+        secret: str | bytes | None = None,
+        signer: SessionSigner | None = None,
+        identify: Identify | None = None,
+        session_ttl: float | None = 1800.0,
+        session_max_age: int = 30 * 24 * 3600,
+        sweep_interval: float | None = 60.0,
+        backend: Any = None,
+        name: str = "app",
+    ) -> None:
+        self.inner = lifespan
+        self.resources = tuple(resources)
+        run_order(self.resources)  # a cycle or a wrong item fails here, not at startup
+        if secret is not None and signer is not None:
+            raise ValueError("StatekitLifespan: give secret= or signer=, not both")
+        if session_ttl is not None and session_ttl <= 0:
+            raise ValueError(f"StatekitLifespan: session_ttl={session_ttl!r} must be > 0 or None")
+        if sweep_interval is not None and sweep_interval <= 0:
+            raise ValueError(
+                f"StatekitLifespan: sweep_interval={sweep_interval!r} must be > 0 or None"
+            )
+        self.secret = secret
+        self.signer = signer
+        self.identify = identify
+        self.session_ttl = session_ttl
+        self.session_max_age = session_max_age
+        self.sweep_interval = sweep_interval
+        self.backend = backend
+        self.name = name
+
+    def __call__(self, app: Any) -> AbstractAsyncContextManager[dict[str, Any]]:
+        return self._run(app)
+
+    @asynccontextmanager
+    async def _run(self, app: Any) -> AsyncIterator[dict[str, Any]]:
+        install(app)
+        scope = new_app_scope(self.name)
+        signer = self.signer or make_signer(self.secret, self.session_max_age)
+        runtime = AppRuntime(
+            scope,
+            signer=signer,
+            identify=self.identify,
+            session_ttl=self.session_ttl,
+            cookie_max_age=self.session_max_age,
+            backend=self.backend,
+        )
+        previous = getattr(app.state, "statekit", None)
+        async with AsyncExitStack() as stack:
+            # Pushed first, so run last: the app scope goes after everything in it.
+            stack.push_async_callback(_dispose, app, scope, previous)
+            if self.backend is not None:
+                await _open_backend(self.backend, stack)
+            await open_resources(scope, self.resources, app, stack)
+            app.state.statekit = runtime
+            state: dict[str, Any] = {}
+            if self.inner is not None:
+                with scope:
+                    inner_state = await stack.enter_async_context(self.inner(app))
+                if inner_state:
+                    state.update(inner_state)
+            if self.sweep_interval is not None and self.session_ttl is not None:
+                await stack.enter_async_context(_sweeping(scope, self.sweep_interval))
+            state["statekit"] = runtime
+            yield state
+
+
+def lifespan(inner: UserLifespan | None = None, /, **options: Any) -> StatekitLifespan:
+    """``StatekitLifespan(inner, **options)``: the statekit lifespan around your own.
+
+    Example:
+        >>> from contextlib import asynccontextmanager
+        >>> from fastapi import FastAPI, Request
+        >>> from fastapi.testclient import TestClient
+        >>> import statekit.fastapi as skf
+        >>> @asynccontextmanager
+        ... async def mine(app):
+        ...     yield {"answer": 42}
+        >>> app = FastAPI(lifespan=skf.lifespan(mine))
+        >>> @app.get("/")
+        ... async def home(request: Request) -> list[object]:
+        ...     return [request.state.answer, request.state.statekit.scope.level]
+        >>> with TestClient(app) as client:
+        ...     client.get("/").json()
+        [42, 'app']
+    """
+    return StatekitLifespan(inner, **options)
+
+
+def install(app: Any) -> None:
+    """Put the scope middleware outermost in ``app``'s user middleware (once).
+
+    Called at startup, so ``FastAPI(lifespan=StatekitLifespan(...))`` is the
+    whole setup. Starlette builds its middleware stack on the first event (the
+    lifespan itself), so the stack is rebuilt to take the middleware in.
+    """
+    stack = getattr(app, "user_middleware", None)
+    if stack is None:
+        raise TypeError(
+            f"StatekitLifespan runs a Starlette or FastAPI application, not {type(app).__name__}"
+        )
+    if any(entry.cls is ScopeMiddleware for entry in stack):
+        return
+    from starlette.middleware import Middleware
+
+    stack.insert(0, Middleware(ScopeMiddleware))
+    if app.middleware_stack is not None:
+        app.middleware_stack = app.build_middleware_stack()
+
+
+async def _dispose(app: Any, scope: Scope, previous: Any) -> None:
+    if getattr(app.state, "statekit", None) is not None and app.state.statekit.scope is scope:
+        app.state.statekit = previous
+    try:
+        await scope.aclose()
+    finally:
+        forget(scope)
+
+
+@asynccontextmanager
+async def _sweeping(scope: Scope, interval: float) -> AsyncIterator[None]:
+    """Expire idle users and sessions every ``interval`` seconds while the app runs."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            scope.expire_idle()
+
+    task = asyncio.get_running_loop().create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _open_backend(backend: Any, stack: AsyncExitStack) -> None:
+    """Open a backend (an async context manager, or ``open()``/``aclose()``) onto ``stack``."""
+    if hasattr(backend, "__aenter__"):
+        await stack.enter_async_context(backend)
+        return
+    opener = getattr(backend, "open", None)
+    if opener is not None:
+        opened = opener()
+        if inspect.isawaitable(opened):
+            await opened
+    closer = getattr(backend, "aclose", None) or getattr(backend, "close", None)
+    if closer is not None:
+
+        async def close() -> None:
+            closed = closer()
+            if inspect.isawaitable(closed):
+                await closed
+
+        stack.push_async_callback(close)
