@@ -63,7 +63,7 @@ def statekit_app() -> Any:
 
     class Cart(sk.State, scope="session"):
         count: int = 0
-        items: list[str] = []
+        items: list[str] = []  # noqa: RUF012 (a pydantic field default)
 
     app = FastAPI(lifespan=StatekitLifespan(secret=SECRET))
 
@@ -247,6 +247,7 @@ def main() -> None:
             [sys.executable, __file__, "--load", json.dumps(spec)],
             capture_output=True,
             text=True,
+            check=False,
         )
         if loader.returncode:
             raise SystemExit(f"the load process failed:\n{loader.stderr}")

@@ -26,7 +26,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, Field
@@ -77,7 +77,9 @@ class TodoRepository:
             return await asyncio.to_thread(run)
 
     async def list(self, owner: str) -> list[dict[str, Any]]:
-        rows = await self._run("SELECT id, title, done FROM todo WHERE owner = ? ORDER BY id", owner)
+        rows = await self._run(
+            "SELECT id, title, done FROM todo WHERE owner = ? ORDER BY id", owner
+        )
         return [{"id": i, "title": t, "done": bool(d)} for i, t, d in rows]
 
     async def add(self, owner: str, title: str) -> dict[str, Any]:
@@ -143,8 +145,15 @@ async def repository(app: FastAPI) -> AsyncIterator[TodoRepository]:
 
 
 @resource
-def service(repo: TodoRepository = Depends(repository)) -> TodoService:
+def service(repo: Annotated[TodoRepository, Depends(repository)]) -> TodoService:
+    """The service over this run's repository (opened after it)."""
     return TodoService(repo)
+
+
+# What routes ask for (type aliases: nothing is stored in them).
+Service = Annotated[TodoService, Depends(service)]
+Session = Annotated[sk.Scope, Depends(current("session"))]
+Todos = Annotated[sk.Store, Depends(store(todos))]
 
 
 class NewTodo(BaseModel):
@@ -159,34 +168,19 @@ def create_app(db_path: str | Path = "todos.db", *, secret: str | None = None) -
     app.state.db_path = str(db_path)
 
     @app.get("/api/todos")
-    async def list_todos(
-        svc: TodoService = Depends(service),
-        session: sk.Scope = Depends(current("session")),
-        _: sk.Store = Depends(store(todos)),
-    ) -> list[Any]:
+    async def list_todos(svc: Service, session: Session, _: Todos) -> list[Any]:
         return await svc.load(session.id)
 
     @app.post("/api/todos", status_code=201)
-    async def add_todo(
-        body: NewTodo,
-        svc: TodoService = Depends(service),
-        session: sk.Scope = Depends(current("session")),
-    ) -> dict[str, Any]:
+    async def add_todo(body: NewTodo, svc: Service, session: Session) -> dict[str, Any]:
         return await svc.add(session.id, body.title)
 
     @app.post("/api/todos/{todo_id}/toggle")
-    async def toggle_todo(
-        todo_id: int,
-        svc: TodoService = Depends(service),
-        session: sk.Scope = Depends(current("session")),
-    ) -> dict[str, Any]:
+    async def toggle_todo(todo_id: int, svc: Service, session: Session) -> dict[str, Any]:
         return await svc.toggle(session.id, todo_id)
 
     @app.post("/api/todos/clear-done")
-    async def clear_done(
-        svc: TodoService = Depends(service),
-        session: sk.Scope = Depends(current("session")),
-    ) -> dict[str, int]:
+    async def clear_done(svc: Service, session: Session) -> dict[str, int]:
         return {"removed": await svc.clear_done(session.id)}
 
     return app

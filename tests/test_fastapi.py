@@ -39,15 +39,21 @@ hits = sk.atom(0, name="fa_hits")  # app scope
 seen = sk.atom(0, name="fa_seen", scope="request")
 
 
+def logged(log: list[str], name: str) -> Any:
+    """A resource whose value is its name, logging its open and close."""
+
+    async def factory() -> AsyncIterator[str]:
+        log.append(f"open {name}")
+        yield name
+        log.append(f"close {name}")
+
+    return resource(factory, name=name)
+
+
 def make_app(log: list[str] | None = None, **options: Any) -> FastAPI:
     """An app with a chain of three resources and routes over session state."""
     log = log if log is not None else []
-
-    @resource
-    async def db() -> AsyncIterator[str]:
-        log.append("open db")
-        yield "db"
-        log.append("close db")
+    db = logged(log, "db")
 
     @resource
     async def repo(conn: str = Depends(db)) -> AsyncIterator[str]:
@@ -166,6 +172,7 @@ def test_startup_failing_half_way_closes_what_was_opened(fail_in: str) -> None:
     assert getattr(app.state, "statekit", None) is None
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_startup_failing_under_uvicorn_closes_what_was_opened() -> None:
     log: list[str] = []
     app = _failing_app(log, "resource")
@@ -176,12 +183,7 @@ def test_startup_failing_under_uvicorn_closes_what_was_opened() -> None:
 
 def test_user_lifespan_runs_inside_with_resources_and_state() -> None:
     log: list[str] = []
-
-    @resource
-    async def conn() -> AsyncIterator[str]:
-        log.append("open conn")
-        yield "conn"
-        log.append("close conn")
+    conn = logged(log, "conn")
 
     @asynccontextmanager
     async def mine(app: FastAPI) -> AsyncIterator[dict[str, Any]]:

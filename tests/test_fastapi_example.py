@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from _uvicorn import serve
 from fastapi.testclient import TestClient
 
+from _uvicorn import serve
 from statekit.fastapi import SESSION_COOKIE
 
 EXAMPLE = pathlib.Path(__file__).parent.parent / "examples" / "fastapi_todo.py"
@@ -107,14 +107,16 @@ def test_the_checklist_scan_finds_the_adrs_old_pattern() -> None:
         """
     )
     found = checklist_violations(old)
-    assert sorted(line.split(": ", 1)[1] for line in found) == sorted([
-        "_device_repo_instance is a placeholder for a later instance",
-        "_cache is a module-level mutable container",
-        "global _device_repo_instance",
-        "global _device_repo_instance",
-        "set_device_repo() is a set_*/clear_dependencies helper",
-        "clear_dependencies() is a set_*/clear_dependencies helper",
-    ])
+    assert sorted(line.split(": ", 1)[1] for line in found) == sorted(
+        [
+            "_device_repo_instance is a placeholder for a later instance",
+            "_cache is a module-level mutable container",
+            "global _device_repo_instance",
+            "global _device_repo_instance",
+            "set_device_repo() is a set_*/clear_dependencies helper",
+            "clear_dependencies() is a set_*/clear_dependencies helper",
+        ]
+    )
 
 
 def test_the_example_meets_the_adrs_migration_checklist() -> None:

@@ -337,16 +337,6 @@ class Scope:
         Async cleanups are awaited on the running loop if there is one (as a
         task) or else run to completion here; use :meth:`aclose` to await them.
         """
-        if not (self._children or self._nodes or self._effects or self._cleanups):
-            # The common end of a request scope: nothing was made in it.
-            with _tree_lock:
-                if not (self.disposed or self._children or self._nodes or self._effects) and (
-                    not self._cleanups
-                ):
-                    self.disposed = True
-                    if self.parent is not None:
-                        self.parent._children.pop((self.depth, self.id), None)
-                    return
         pending: list[Any] = []
         for scope in self._detach_tree():
             pending.extend(scope._teardown())

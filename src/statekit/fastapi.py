@@ -13,6 +13,8 @@ no module-level singletons, no ``set_*()`` / ``clear_dependencies()``.
   so a route and a mounted sync server see the same session.
 * ``Depends(state(Cart))``, ``Depends(store(todos))``, ``Depends(resource)``;
   ``app.dependency_overrides`` replaces any of them.
+* :func:`mount_sync` mounts a ``SyncServer`` on the same scopes and cookie,
+  so a page bound with the JS client updates live when a route changes state.
 * Each ``with TestClient(app)`` is a new run: a fresh app scope, nothing
   shared with the previous test.
 
@@ -42,19 +44,20 @@ from ._fastapi._deps import current, state, store
 from ._fastapi._identity import SESSION_COOKIE
 from ._fastapi._lifespan import StatekitLifespan, install, lifespan
 from ._fastapi._middleware import ScopeMiddleware
+from ._fastapi._mount import mount_sync
 from ._fastapi._resources import Resource, resource
-from ._fastapi._runtime import AppRuntime, SessionSigner
+from ._fastapi._runtime import AppRuntime
 
 __all__ = [
     "SESSION_COOKIE",
     "AppRuntime",
     "Resource",
     "ScopeMiddleware",
-    "SessionSigner",
     "StatekitLifespan",
     "current",
     "install",
     "lifespan",
+    "mount_sync",
     "resource",
     "state",
     "store",

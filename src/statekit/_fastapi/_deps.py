@@ -92,13 +92,20 @@ class _StoreDependency(_Dependency):
         return self._store()
 
 
-_state_dependencies: weakref.WeakKeyDictionary[Any, _StateDependency] = (
-    weakref.WeakKeyDictionary()
-)
+_state_dependencies: weakref.WeakKeyDictionary[Any, _StateDependency] = weakref.WeakKeyDictionary()
 _store_dependencies: weakref.WeakKeyDictionary[Store, _StoreDependency] = (
     weakref.WeakKeyDictionary()
 )
 _lock = threading.Lock()
+
+
+def _cached(cache: weakref.WeakKeyDictionary[Any, Any], target: Any, make: Any) -> Any:
+    """The one dependency of ``target``, made on first use (one per target, thread-safe)."""
+    with _lock:
+        found = cache.get(target)
+        if found is None:
+            found = cache[target] = make(target)
+    return found
 
 
 def state(cls: type[S]) -> Any:
@@ -124,11 +131,7 @@ def state(cls: type[S]) -> Any:
         return found
     if not (isinstance(cls, type) and hasattr(cls, "__sk_level__") and hasattr(cls, "get")):
         raise TypeError(f"state() takes an sk.State subclass, not {cls!r}")
-    with _lock:
-        found = _state_dependencies.get(cls)
-        if found is None:
-            found = _state_dependencies[cls] = _StateDependency(cls)
-    return found
+    return _cached(_state_dependencies, cls, _StateDependency)
 
 
 def store(definition: Store) -> Any:
@@ -146,11 +149,7 @@ def store(definition: Store) -> Any:
     """
     if not isinstance(definition, Store):
         raise TypeError(f"store() takes an sk.Store, not {definition!r}")
-    with _lock:
-        found = _store_dependencies.get(definition)
-        if found is None:
-            found = _store_dependencies[definition] = _StoreDependency(definition)
-    return found
+    return _cached(_store_dependencies, definition, _StoreDependency)
 
 
 class _ScopeDependency(_Dependency):

@@ -1,7 +1,8 @@
 """Session identity, shared with ``statekit.server``: the same signed cookie.
 
-The signing itself lives in ``statekit.server``; this module only picks the
-signer for a lifespan and renders the ``Set-Cookie`` header.
+The signing and the cookie attributes live in ``statekit.server._identity``;
+this module picks the signer of a lifespan and renders the ``Set-Cookie``
+header for the ASGI middleware.
 """
 
 from __future__ import annotations
@@ -9,45 +10,26 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._runtime import AppRuntime, SessionSigner
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
-__all__ = ["SESSION_COOKIE", "cookie_header", "make_signer"]
+from ..server._identity import SESSION_COOKIE, TAB_HEADER, SessionSigner, set_session_cookie
 
-SESSION_COOKIE = "sk_session"
+__all__ = ["SESSION_COOKIE", "TAB_HEADER", "cookie_header", "make_signer"]
 
 
-def make_signer(secret: str | bytes | None, max_age: int) -> SessionSigner | None:
+def make_signer(secret: str | bytes | None, max_age: float) -> SessionSigner | None:
     """The server's cookie signer for ``secret`` (or ``STATEKIT_SECRET``); ``None`` without."""
-    if secret is None:
-        secret = os.environ.get("STATEKIT_SECRET") or None
-    if secret is None:
+    if secret is None and not os.environ.get("STATEKIT_SECRET"):
         return None
-    try:
-        from statekit.server import SessionSigner as ServerSigner
-    except ImportError as exc:  # pragma: no cover - the server extra is part of fastapi's
-        raise ImportError(
-            "statekit.fastapi signs session cookies with statekit.server; install statekit[fastapi]"
-        ) from exc
-    signer: SessionSigner = ServerSigner(secret, max_age)
-    return signer
+    return SessionSigner(secret, max_age)
 
 
-def cookie_header(scope: Any, value: str, runtime: AppRuntime) -> tuple[bytes, bytes]:
-    """The raw ``Set-Cookie`` header for a newly issued session cookie."""
-    from starlette.responses import Response
-
+def cookie_header(scope: Any, value: str, max_age: float) -> tuple[bytes, bytes]:
+    """The raw ``Set-Cookie`` header of a newly issued session cookie, as the server sets it."""
     response = Response()
-    secure = scope.get("scheme") in ("https", "wss")
-    response.set_cookie(
-        SESSION_COOKIE,
-        value,
-        max_age=runtime.cookie_max_age,
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="lax",
-    )
+    set_session_cookie(response, HTTPConnection(scope), value, max_age)
     for name, header in response.raw_headers:
         if name == b"set-cookie":
             return (name, header)
-    raise AssertionError("starlette did not render the cookie")  # pragma: no cover
+    raise AssertionError("set_session_cookie did not set a cookie")  # pragma: no cover

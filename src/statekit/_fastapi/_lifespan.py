@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -13,7 +12,7 @@ from .._scope import Scope, new_app_scope
 from ._identity import make_signer
 from ._middleware import ScopeMiddleware
 from ._resources import Resource, forget, open_resources, run_order
-from ._runtime import AppRuntime, Identify, SessionSigner
+from ._runtime import AppRuntime, Identify
 
 __all__ = ["StatekitLifespan", "lifespan"]
 
@@ -54,8 +53,8 @@ class StatekitLifespan:
         *,
         resources: Iterable[Resource[Any]] = (),
         secret: str | bytes | None = None,
-        signer: SessionSigner | None = None,
         identify: Identify | None = None,
+        session_per_tab: bool = False,
         session_ttl: float | None = 1800.0,
         session_max_age: int = 30 * 24 * 3600,
         sweep_interval: float | None = 60.0,
@@ -65,8 +64,6 @@ class StatekitLifespan:
         self.inner = lifespan
         self.resources = tuple(resources)
         run_order(self.resources)  # a cycle or a wrong item fails here, not at startup
-        if secret is not None and signer is not None:
-            raise ValueError("StatekitLifespan: give secret= or signer=, not both")
         if session_ttl is not None and session_ttl <= 0:
             raise ValueError(f"StatekitLifespan: session_ttl={session_ttl!r} must be > 0 or None")
         if sweep_interval is not None and sweep_interval <= 0:
@@ -74,13 +71,15 @@ class StatekitLifespan:
                 f"StatekitLifespan: sweep_interval={sweep_interval!r} must be > 0 or None"
             )
         self.secret = secret
-        self.signer = signer
         self.identify = identify
+        self.session_per_tab = session_per_tab
         self.session_ttl = session_ttl
         self.session_max_age = session_max_age
         self.sweep_interval = sweep_interval
         self.backend = backend
         self.name = name
+        #: Sync servers mounted with :func:`~statekit.fastapi.mount_sync`: (path, server).
+        self.mounted: list[tuple[str, Any]] = []
 
     def __call__(self, app: Any) -> AbstractAsyncContextManager[dict[str, Any]]:
         return self._run(app)
@@ -89,21 +88,23 @@ class StatekitLifespan:
     async def _run(self, app: Any) -> AsyncIterator[dict[str, Any]]:
         install(app)
         scope = new_app_scope(self.name)
-        signer = self.signer or make_signer(self.secret, self.session_max_age)
         runtime = AppRuntime(
             scope,
-            signer=signer,
+            signer=make_signer(self.secret, self.session_max_age),
             identify=self.identify,
             session_ttl=self.session_ttl,
             cookie_max_age=self.session_max_age,
-            backend=self.backend,
+            session_per_tab=self.session_per_tab,
         )
         previous = getattr(app.state, "statekit", None)
         async with AsyncExitStack() as stack:
             # Pushed first, so run last: the app scope goes after everything in it.
             stack.push_async_callback(_dispose, app, scope, previous)
             if self.backend is not None:
-                await _open_backend(self.backend, stack)
+                runtime.backend = await _open_backend(self.backend, scope, stack)
+            for path, server in self.mounted:
+                server.app_scope = scope  # the sync server serves this run's state
+                runtime.sync_prefixes = (*runtime.sync_prefixes, path)
             await open_resources(scope, self.resources, app, stack)
             app.state.statekit = runtime
             state: dict[str, Any] = {}
@@ -113,7 +114,7 @@ class StatekitLifespan:
                 if inner_state:
                     state.update(inner_state)
             if self.sweep_interval is not None and self.session_ttl is not None:
-                await stack.enter_async_context(_sweeping(scope, self.sweep_interval))
+                await stack.enter_async_context(_sweeping(runtime, self.sweep_interval))
             state["statekit"] = runtime
             yield state
 
@@ -171,13 +172,13 @@ async def _dispose(app: Any, scope: Scope, previous: Any) -> None:
 
 
 @asynccontextmanager
-async def _sweeping(scope: Scope, interval: float) -> AsyncIterator[None]:
+async def _sweeping(runtime: AppRuntime, interval: float) -> AsyncIterator[None]:
     """Expire idle users and sessions every ``interval`` seconds while the app runs."""
 
     async def sweep() -> None:
         while True:
             await asyncio.sleep(interval)
-            scope.expire_idle()
+            runtime.expire_idle()
 
     task = asyncio.get_running_loop().create_task(sweep())
     try:
@@ -188,22 +189,16 @@ async def _sweeping(scope: Scope, interval: float) -> AsyncIterator[None]:
             await task
 
 
-async def _open_backend(backend: Any, stack: AsyncExitStack) -> None:
-    """Open a backend (an async context manager, or ``open()``/``aclose()``) onto ``stack``."""
-    if hasattr(backend, "__aenter__"):
-        await stack.enter_async_context(backend)
-        return
-    opener = getattr(backend, "open", None)
-    if opener is not None:
-        opened = opener()
-        if inspect.isawaitable(opened):
-            await opened
-    closer = getattr(backend, "aclose", None) or getattr(backend, "close", None)
-    if closer is not None:
+async def _open_backend(spec: Any, scope: Scope, stack: AsyncExitStack) -> Any:
+    """Attach the configured backend to this run's app scope.
 
-        async def close() -> None:
-            closed = closer()
-            if inspect.isawaitable(closed):
-                await closed
+    A URL (``sqlite:///state.db``, ``redis://...``) makes a backend for this
+    run, closed at shutdown; a ``Backend`` object is yours: attached, not closed.
+    """
+    from ..backends import Backend, backend_from_url
 
-        stack.push_async_callback(close)
+    backend = backend_from_url(spec)
+    if not isinstance(spec, Backend):
+        stack.push_async_callback(backend.aclose)
+    backend.attach(scope)
+    return backend

@@ -15,7 +15,8 @@ import itertools
 from typing import Any
 
 from .._scope import REQUEST, SESSION, USER, Scope
-from ._identity import SESSION_COOKIE, cookie_header
+from ..server._identity import Identity
+from ._identity import SESSION_COOKIE, TAB_HEADER, cookie_header
 from ._runtime import AppRuntime, runtime_of
 
 __all__ = ["ScopeMiddleware"]
@@ -95,7 +96,16 @@ async def _in_scopes(runtime: AppRuntime, app: Any, scope: Any, receive: Any, se
     fresh: str | None = None
     if sid is None:
         sid, fresh = signer.issue()
-    session = parent._child(SESSION, sid, runtime.session_ttl)
+    key = sid
+    if runtime.session_per_tab:
+        token = _tab_token(scope)
+        if token is not None:
+            tab = signer.verify_tab(sid, token)
+            if tab is None:
+                await _refuse_tab(scope, receive, send)
+                return
+            key = Identity(sid, tab=tab).scope_key()  # the sync server's per-tab session id
+    session = parent._child(SESSION, key, runtime.session_ttl)
     request = session._child(REQUEST, f"r{next(_request_ids)}", None)
     kept = fresh is None
     sender: Any = send
@@ -106,7 +116,8 @@ async def _in_scopes(runtime: AppRuntime, app: Any, scope: Any, receive: Any, se
             nonlocal kept
             if message["type"] == "http.response.start" and holds_state(session, request):
                 kept = True
-                headers = [*message.get("headers", ()), cookie_header(scope, cookie, runtime)]
+                cookie_line = cookie_header(scope, cookie, runtime.cookie_max_age)
+                headers = [*message.get("headers", ()), cookie_line]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -119,3 +130,34 @@ async def _in_scopes(runtime: AppRuntime, app: Any, scope: Any, receive: Any, se
         if not kept:
             # No cookie went out: nobody can come back to this session.
             session.dispose()
+
+
+_TAB_HEADER = TAB_HEADER.lower().encode("latin-1")
+
+
+def _tab_token(scope: Any) -> str | None:
+    """The per-tab token of a request: the ``X-Statekit-Tab`` header or ``?tab=``."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == _TAB_HEADER:
+            return value.decode("latin-1")
+    query: bytes = scope.get("query_string", b"")
+    if b"tab=" in query:
+        from urllib.parse import parse_qs
+
+        found: list[str] = parse_qs(query.decode("latin-1")).get("tab", [])
+        if found:
+            return found[0]
+    return None
+
+
+async def _refuse_tab(scope: Any, receive: Any, send: Any) -> None:
+    """401 like the sync server: a tab token that does not belong to this session."""
+    from starlette.responses import JSONResponse
+
+    detail = "the tab token does not belong to this session; get a new one with POST session/tab"
+    response = JSONResponse({"error": "invalid_session", "detail": detail}, status_code=401)
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+    else:
+        await send({"type": "websocket.close", "code": 1008})

@@ -24,6 +24,7 @@ replaces it in tests.
 from __future__ import annotations
 
 import inspect
+import typing
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
@@ -141,30 +142,47 @@ def resource(factory: Callable[..., Any] | None = None, /, *, name: str | None =
 def _parameters(
     name: str, factory: Callable[..., Any]
 ) -> tuple[tuple[tuple[str, Resource[Any]], ...], bool]:
-    """The resources a factory needs (by parameter name) and whether it takes ``app``."""
+    """The resources a factory needs (by parameter name) and whether it takes ``app``.
+
+    A need is written like a FastAPI dependency: ``repo: Repo = Depends(res)``
+    or ``repo: Annotated[Repo, Depends(res)]``.
+    """
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
         return (), False
+    try:
+        hints = typing.get_type_hints(factory, include_extras=True)
+    except Exception:  # unresolvable names: fall back on what the signature holds
+        hints = {}
     needs: list[tuple[str, Resource[Any]]] = []
     takes_app = False
     for param in signature.parameters.values():
-        default = param.default
-        needed = getattr(default, "dependency", default)  # fastapi.Depends(res) or res
-        if isinstance(needed, Resource):
+        needed = _resource_in(param.default)
+        if needed is None:
+            annotation = hints.get(param.name, param.annotation)
+            for extra in getattr(annotation, "__metadata__", ()):
+                needed = needed or _resource_in(extra)
+        if needed is not None:
             needs.append((param.name, needed))
         elif param.name == "app":
             takes_app = True
-        elif default is inspect.Parameter.empty and param.kind not in (
+        elif param.default is inspect.Parameter.empty and param.kind not in (
             param.VAR_POSITIONAL,
             param.VAR_KEYWORD,
         ):
             raise InvalidDefinition(
                 f"resource {name!r}: parameter {param.name!r} is neither another resource "
-                f"(`{param.name}=Depends(some_resource)`) nor `app`; a resource's factory "
-                "gets only those"
+                f"(`{param.name}: Annotated[T, Depends(some_resource)]`) nor `app`; a "
+                "resource's factory gets only those"
             )
     return tuple(needs), takes_app
+
+
+def _resource_in(marker: Any) -> Resource[Any] | None:
+    """The resource of ``Depends(res)`` (or ``res`` itself), else ``None``."""
+    found = getattr(marker, "dependency", marker)
+    return found if isinstance(found, Resource) else None
 
 
 def run_order(resources: Iterable[Resource[Any]]) -> list[Resource[Any]]:

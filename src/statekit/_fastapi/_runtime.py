@@ -5,12 +5,15 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .._scope import Scope
 from ._resources import Resource, resources_of
 
-__all__ = ["AppRuntime", "Identify", "SessionSigner", "runtime_of"]
+if TYPE_CHECKING:
+    from ..server._identity import SessionSigner
+
+__all__ = ["AppRuntime", "Identify", "runtime_of"]
 
 #: How long a verified session cookie is trusted without checking its signature again.
 VERIFY_CACHE_SECONDS = 60.0
@@ -19,18 +22,6 @@ VERIFY_CACHE_SIZE = 10_000
 
 #: ``identify(request) -> user id | None`` (sync or async), as in ``statekit.server``.
 Identify = Callable[[Any], "str | Awaitable[str | None] | None"]
-
-
-class SessionSigner(Protocol):
-    """What the adapter needs from a session-cookie signer (``statekit.server``'s)."""
-
-    def issue(self) -> tuple[str, str]:
-        """A new session id and the signed cookie value carrying it."""
-        ...
-
-    def verify(self, value: str) -> str | None:
-        """The session id of a valid cookie value, else ``None``."""
-        ...
 
 
 class AppRuntime:
@@ -53,6 +44,7 @@ class AppRuntime:
         "cookie_max_age",
         "identify",
         "scope",
+        "session_per_tab",
         "session_ttl",
         "signer",
         "sync_prefixes",
@@ -65,7 +57,8 @@ class AppRuntime:
         signer: SessionSigner | None,
         identify: Identify | None = None,
         session_ttl: float | None = 1800.0,
-        cookie_max_age: int = 30 * 24 * 3600,
+        cookie_max_age: float = 30 * 24 * 3600,
+        session_per_tab: bool = False,
         backend: Any = None,
     ) -> None:
         #: The app scope of this run: every request's scope chain starts here.
@@ -74,6 +67,7 @@ class AppRuntime:
         self.identify = identify
         self.session_ttl = session_ttl
         self.cookie_max_age = cookie_max_age
+        self.session_per_tab = session_per_tab
         self.backend = backend
         #: Path prefixes of mounted sync servers (they handle identity themselves).
         self.sync_prefixes: tuple[str, ...] = ()
@@ -112,7 +106,16 @@ class AppRuntime:
             return res.get()
 
     def expire_idle(self, now: float | None = None) -> int:
-        """Dispose users and sessions idle for longer than their ttl; how many went."""
+        """Dispose users and sessions idle for longer than their ttl; how many went.
+
+        Users and sessions made without a ttl (by a mounted sync server, which
+        enters them itself) get ``session_ttl`` first.
+        """
+        ttl = self.session_ttl
+        if ttl is not None:
+            for scope in self.scope.scopes():
+                if scope.ttl is None and scope.level in ("user", "session"):
+                    scope.ttl = ttl
         return self.scope.expire_idle(now)
 
     async def user_of(self, request: Any) -> str | None:
