@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from _uvicorn import serve
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 import statekit as sk
+from _uvicorn import serve
 from statekit.fastapi import SESSION_COOKIE, StatekitLifespan, mount_sync, store
 
 SECRET = "mount-test-secret"
