@@ -8,11 +8,13 @@ each test.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pydantic
 from starlette.requests import Request
 
 import statekit as sk
@@ -26,6 +28,17 @@ CALL = {"X-Statekit": "1", "Content-Type": "application/json"}
 counter = sk.Store({"n": 0, "locked": 1}, name="counter", writable=["/n"])
 todos = sk.Store({"todo": []}, name="todos", scope="user", writable=["/todo"])
 draft = sk.Store({"text": ""}, name="draft", scope="session", writable=["/text"])
+items = sk.Store({"xs": [1, 2], "hidden": "SECRET-7d1f"}, name="items", writable=["/xs"])
+
+
+class Profile(pydantic.BaseModel):
+    age: int
+    name: str
+
+
+profile = sk.Store(
+    {"age": 30, "name": "SECRET-7d1f"}, name="profile", schema=Profile, writable=[""]
+)
 
 
 def bump(by: int = 1) -> int:
@@ -59,7 +72,7 @@ def make_server(**options: Any) -> SyncServer:
         "limits": Limits(rate=None),
     }
     settings.update(options)
-    return SyncServer([counter, todos, draft], **settings)
+    return SyncServer([counter, todos, draft, items, profile], **settings)
 
 
 @contextmanager
@@ -74,3 +87,52 @@ def client(url: str, **options: Any) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=url, timeout=10, **options) as c:
         c.get("/stores").raise_for_status()
         yield c
+
+
+class Events:
+    """An SSE reader over an httpx stream: ``next()`` returns one parsed event.
+
+    An event is a dict with ``event``, ``id``, ``data`` (parsed JSON), or
+    ``comment`` for a comment line, or ``retry``. The client's read timeout
+    bounds every wait.
+    """
+
+    def __init__(self, c: httpx.Client, path: str, headers: dict[str, str] | None = None) -> None:
+        self._cm = c.stream("GET", path, headers=headers)
+        self.response = self._cm.__enter__()
+        self._lines = self.response.iter_lines()
+
+    def next(self) -> dict[str, Any]:
+        event: dict[str, Any] = {}
+        for line in self._lines:
+            if line == "":
+                if event:
+                    return event
+                continue
+            if line.startswith(":"):
+                if not event:
+                    return {"comment": line[1:].strip()}
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data":
+                event["data"] = json.loads(value)
+            else:
+                event[field] = value
+        raise EOFError("the stream ended")
+
+    def next_event(self) -> dict[str, Any]:
+        """The next event that is not a comment."""
+        while True:
+            event = self.next()
+            if "comment" not in event:
+                return event
+
+    def close(self) -> None:
+        self._cm.__exit__(None, None, None)
+
+    def __enter__(self) -> Events:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,7 +15,17 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import statekit as sk
-from _server_fixtures import CALL, WRITE, client, counter, draft, make_server, running, todos
+from _server_fixtures import (
+    CALL,
+    WRITE,
+    Events,
+    client,
+    counter,
+    draft,
+    make_server,
+    running,
+    todos,
+)
 from statekit.server import SESSION_COOKIE, SyncServer
 
 
@@ -36,6 +46,8 @@ def test_store_list_names_scope_writable_and_actions(url: str) -> None:
         },
         {"name": "todos", "scope": "user", "writable": ["/todo"], "actions": ["add"]},
         {"name": "draft", "scope": "session", "writable": ["/text"], "actions": []},
+        {"name": "items", "scope": "app", "writable": ["/xs"], "actions": []},
+        {"name": "profile", "scope": "app", "writable": [""], "actions": []},
     ]
 
 
@@ -246,3 +258,173 @@ def test_constructor_refuses_what_cannot_be_served() -> None:
     with pytest.raises(ValueError, match="name"):
         SyncServer([sk.Store({}, name="a b")], secret="x")
     assert draft.name == "draft" and todos.scope == "user"
+
+
+# ------------------------------------------------------------------ events
+
+
+def replace_n(c: httpx.Client, value: int) -> int:
+    r = c.patch(
+        "/stores/counter", json=[{"op": "replace", "path": "/n", "value": value}], headers=WRITE
+    )
+    assert r.status_code == 200, r.text
+    return int(r.json()["version"])
+
+
+def test_events_start_with_retry_and_a_snapshot_then_deliver_patches(url: str) -> None:
+    with client(url) as c, Events(c, "/events?store=counter") as events:
+        assert events.response.headers["content-type"].startswith("text/event-stream")
+        assert events.next() == {"retry": "1000"}
+        snap = events.next_event()
+        assert snap["event"] == "snapshot" and snap["id"] == "counter=0"
+        assert snap["data"] == {"store": "counter", "version": 0, "value": {"n": 0, "locked": 1}}
+        assert replace_n(c, 4) == 1
+        patch = events.next_event()
+        assert patch["event"] == "patch" and patch["id"] == "counter=1"
+        assert patch["data"] == {
+            "store": "counter",
+            "base": 0,
+            "version": 1,
+            "ops": [{"op": "replace", "path": "/n", "value": 4}],
+        }
+        counter.set("locked", 2)  # Python code in the process: streamed too
+        assert events.next_event()["data"]["ops"] == [
+            {"op": "replace", "path": "/locked", "value": 2}
+        ]
+
+
+def test_event_ids_list_every_stream_store(url: str) -> None:
+    with client(url) as c, Events(c, "/events?store=counter&store=draft") as events:
+        events.next()
+        assert events.next_event()["id"] == "counter=0"
+        assert events.next_event()["id"] == "counter=0,draft=0"
+        op = [{"op": "replace", "path": "/text", "value": "x"}]
+        c.patch("/stores/draft", json=op, headers=WRITE)
+        event = events.next_event()
+        assert event["id"] == "counter=0,draft=1" and event["data"]["store"] == "draft"
+
+
+def test_resume_by_last_event_id_replays_what_was_missed(url: str) -> None:
+    with client(url) as c:
+        for n in (1, 2, 3):
+            replace_n(c, n)
+        with Events(c, "/events?store=counter", {"Last-Event-ID": "counter=1"}) as events:
+            assert events.next() == {"retry": "1000"}
+            replay = events.next_event()
+            assert replay["event"] == "patch" and replay["id"] == "counter=3"
+            assert replay["data"]["base"] == 1 and replay["data"]["version"] == 3
+            assert [op["value"] for op in replay["data"]["ops"]] == [2, 3]
+        # The query parameter works the same (the client uses it after an HTTP error).
+        with Events(c, "/events?store=counter&last_event_id=counter%3D2") as events:
+            events.next()
+            assert events.next_event()["data"]["base"] == 2
+        # Up to date: nothing to replay, then live patches.
+        with Events(c, "/events?store=counter", {"Last-Event-ID": "counter=3"}) as events:
+            events.next()
+            assert events.next() == {"comment": "resumed"}
+            replace_n(c, 9)
+            assert events.next_event()["data"]["base"] == 3
+
+
+def test_snapshot_when_the_log_no_longer_reaches_back() -> None:
+    with running(make_server(log_size=2)) as url, client(url) as c:
+        for n in range(1, 6):
+            replace_n(c, n)
+        for resume in ("counter=1", "counter=99", "junk"):  # trimmed, unknown, malformed
+            with Events(c, "/events?store=counter", {"Last-Event-ID": resume}) as events:
+                events.next()
+                event = events.next_event()
+                assert event["event"] == "snapshot", resume
+                assert event["data"]["version"] == 5 and event["data"]["value"]["n"] == 5
+        with Events(c, "/events?store=counter", {"Last-Event-ID": "counter=3"}) as events:
+            events.next()
+            assert events.next_event()["data"]["base"] == 3  # still in the log
+
+
+def test_heartbeat_comments_keep_the_stream_alive() -> None:
+    with running(make_server(heartbeat=0.2)) as url, client(url) as c:
+        with Events(c, "/events?store=counter") as events:
+            events.next()
+            events.next_event()
+            assert events.next() == {"comment": "ping"}
+            assert events.next() == {"comment": "ping"}
+
+
+def test_coalesced_events_replay_to_the_same_document(url: str) -> None:
+    import threading
+
+    from statekit import _patch
+
+    with client(url) as c, Events(c, "/events?store=counter") as events:
+        events.next()
+        snap = events.next_event()["data"]
+        doc, version = _patch.freeze_json(snap["value"]), snap["version"]
+
+        def writes() -> None:
+            for i in range(300):
+                if i % 3:
+                    counter.update("n", lambda n: n + 1)
+                else:
+                    counter.patch([{"op": "add", "path": f"/k{i % 7}", "value": i}])
+
+        thread = threading.Thread(target=sk.app_scope().run, args=(writes,))
+        thread.start()
+        thread.join()
+        seen = 0
+        while version < counter.version:
+            event = events.next_event()
+            data = event["data"]
+            if event["event"] == "snapshot":
+                doc, version = _patch.freeze_json(data["value"]), data["version"]
+                continue
+            assert data["base"] == version  # no gap, no overlap
+            doc, _ = _patch.apply(doc, data["ops"])
+            version = data["version"]
+            seen += 1
+        assert version == 300 and seen <= 300
+        assert _patch.json_equal(doc, counter.snapshot())
+
+
+def test_event_stream_refusals(url: str) -> None:
+    with client(url) as c:
+        r = c.get("/events")
+        assert r.status_code == 400 and r.json()["error"] == "invalid_query"
+        r = c.get("/events?store=counter&store=nope")
+        assert r.status_code == 404 and r.json()["error"] == "unknown_store"
+        r = c.get("/events?store=todos")  # a user store, no user
+        assert r.status_code == 404 and r.json()["error"] == "unknown_store"
+
+
+def test_per_tab_event_streams() -> None:
+    with running(make_server(session_per_tab=True)) as url, client(url) as c:
+        tab = c.post("/session/tab", headers=CALL, content="{}").json()["tab"]
+        op = [{"op": "replace", "path": "/text", "value": "tab text"}]
+        c.patch("/stores/draft", json=op, headers={**WRITE, "X-Statekit-Tab": tab})
+        with Events(c, f"/events?store=draft&tab={tab}") as events:
+            events.next()
+            assert events.next_event()["data"]["value"] == {"text": "tab text"}
+        with Events(c, "/events?store=draft") as events:
+            events.next()
+            assert events.next_event()["data"]["value"] == {"text": ""}
+        r = c.get("/events?store=draft&tab=0123456789abcdef.forged")
+        assert r.status_code == 401 and r.json()["error"] == "invalid_session"
+
+
+def test_streams_end_on_close_and_never_block_shutdown() -> None:
+    server = make_server()
+    with running(server) as url, client(url) as c:
+        with Events(c, "/events?store=counter") as events:
+            events.next()
+            events.next_event()
+            assert server.streams == 1
+            server.close()
+            with pytest.raises(EOFError):
+                events.next()
+        events = Events(c, "/events?store=counter")
+        events.next()
+        events.next_event()
+    # The server shut down with the stream open: the stream was ended, not waited for.
+    with pytest.raises((EOFError, httpx.HTTPError)):
+        events.next()
+    events.close()
+    assert server.streams == 0

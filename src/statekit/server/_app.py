@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ..backends import Backend, backend_from_url
 from ..exceptions import PatchError, PatchTestFailed, PathError, ScopeError, ValidationError
 from ._actions import Exposed, describe_errors
 from ._errors import ApiError, error_response, last_resort
+from ._events import EventStream, parse_last_event_id
 from ._hub import Copy, Hub, VersionMismatch, encode
 from ._identity import (
     DEFAULT_MAX_AGE,
@@ -180,13 +182,21 @@ class SyncServer:
             ("stores",): {"GET": self._list},
             ("stores", "*"): {"GET": self._snapshot, "PATCH": self._patch},
             ("stores", "*", "actions", "*"): {"POST": self._action},
+            ("events",): {"GET": self._events},
             ("session", "tab"): {"POST": self._tab},
             ("client.js",): {"GET": self._client},
         }
-        self._extra_routes()
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
-    def _extra_routes(self) -> None:
-        """Hook for the modules that add endpoints (events, OpenAPI)."""
+    def close(self) -> None:
+        """End every open event stream (clients reconnect to whoever serves next)."""
+        for stream in list(self._streams):
+            stream.close()
+
+    @property
+    def streams(self) -> int:
+        """How many event streams are open."""
+        return len(self._streams)
 
     # ------------------------------------------------------------ description
 
@@ -385,14 +395,15 @@ class SyncServer:
                     f"store {store.name!r} is at version {exc.current}, not {expected}",
                     {"ETag": f'"{exc.current}"'},
                 ) from None
+            # The store's errors already name the store, the op and the path.
             except PatchTestFailed as exc:
-                raise ApiError(409, "test_failed", f"store {store.name!r}: {exc}") from None
+                raise ApiError(409, "test_failed", str(exc)) from None
             except PathError as exc:
-                raise ApiError(422, "path_not_found", f"store {store.name!r}: {exc}") from None
+                raise ApiError(422, "path_not_found", str(exc)) from None
             except ValidationError as exc:
                 raise ApiError(422, "validation_failed", _schema_detail(store, exc)) from None
             except PatchError as exc:
-                raise ApiError(422, "invalid_patch", f"store {store.name!r}: {exc}") from None
+                raise ApiError(422, "invalid_patch", str(exc)) from None
         return _json({"version": version}, {"ETag": f'"{version}"'})
 
     async def _action(self, call: _Call) -> Response:
@@ -411,6 +422,27 @@ class SyncServer:
             result = await exposed.call(kwargs)
             version = self.hub.version(copy)
         return _json({"version": version, "result": result}, {"ETag": f'"{version}"'})
+
+    async def _events(self, call: _Call) -> Response:
+        query = call.request.query_params
+        names = list(dict.fromkeys(query.getlist("store")))
+        if not names:
+            raise ApiError(
+                400, "invalid_query", "name the stores to stream: events?store=a&store=b"
+            )
+        stores = []
+        for name in names:
+            store = self.stores.get(name)
+            if store is None:
+                raise ApiError(404, "unknown_store", f"no store named {name[:60]!r}")
+            stores.append(store)
+        identity = await self._who(call, mutation=False)
+        with self._scopes(identity):
+            copies = [self._copy(store) for store in stores]
+        resume = parse_last_event_id(
+            call.request.headers.get("last-event-id") or query.get("last_event_id")
+        )
+        return EventStream(self.hub, copies, resume, self.heartbeat, self._streams)
 
     async def _tab(self, call: _Call) -> Response:
         if not self.session_per_tab:

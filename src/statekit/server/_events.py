@@ -1,0 +1,252 @@
+"""The Server-Sent Events stream: snapshots, coalesced patches, resume, heartbeats.
+
+One stream serves one or more store copies of one identity. The stream is a
+small state machine driven by wake-ups:
+
+- The hub calls the stream's ``notify(copy)`` after each commit, from the
+  committing thread; the stream marks the copy *dirty* (on its own event
+  loop) and wakes. Several commits before the stream runs are one wake-up.
+- When it runs, it sends, per dirty copy, one ``patch`` event from the
+  version it last sent (``base``) to the newest logged one, with the ops of
+  every commit in between: coalescing is what keeps one slow or busy client
+  from falling behind, and ops applied in order give the same document. The
+  event's JSON is encoded once per (copy, base, version) and shared by every
+  subscriber (:meth:`~statekit.server._hub.Copy.patch_data`).
+- When the log no longer reaches back to the version sent, it sends a
+  ``snapshot`` instead.
+- With nothing to send for ``heartbeat`` seconds it sends ``: ping``.
+
+A stream ends when the client goes away (``http.disconnect``), when
+:meth:`SyncServer.close` is called, or when the server shuts down: uvicorn
+does not tell a running response that it is shutting down, except by turning
+off the connection's keep-alive, which the stream checks at every wake-up
+(at most every half second); so a stream never holds shutdown up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ._hub import Copy, Hub, encode
+
+__all__ = ["EventStream", "parse_last_event_id"]
+
+RETRY_MS = 1000
+_POLL = 0.5  # seconds between checks that the server is not shutting down
+
+
+def parse_last_event_id(text: str | None) -> dict[str, int]:
+    """``"a=3,b=7"`` -> ``{"a": 3, "b": 7}``; malformed parts are ignored.
+
+    Example:
+        >>> parse_last_event_id("a=3,b=7"), parse_last_event_id("junk,c=x,d=2")
+        ({'a': 3, 'b': 7}, {'d': 2})
+    """
+    found: dict[str, int] = {}
+    if not text or len(text) > 4096:
+        return found
+    for piece in text.split(","):
+        name, sep, version = piece.strip().partition("=")
+        if sep and name and version.isdigit() and len(version) < 19:
+            found[name] = int(version)
+    return found
+
+
+def _closing_probe(receive: Receive) -> Callable[[], bool]:
+    """A check that turns true when uvicorn starts shutting this connection down."""
+    cycle = getattr(receive, "__self__", None)
+    if cycle is None or getattr(cycle, "keep_alive", None) is not True:
+        return lambda: False
+    return lambda: cycle.keep_alive is not True
+
+
+class EventStream(Response):
+    """The ``text/event-stream`` response of ``GET P/events``."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        hub: Hub,
+        copies: Sequence[Copy],
+        resume: Mapping[str, int],
+        heartbeat: float,
+        registry: weakref.WeakSet[EventStream],
+    ) -> None:
+        super().__init__(
+            None,
+            200,
+            {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            self.media_type,
+        )
+        # A stream has no length: drop the "content-length: 0" of the empty body.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.hub = hub
+        self.copies = list(copies)
+        self.resume = dict(resume)
+        self.heartbeat = heartbeat
+        self.sent: dict[Copy, int] = {}
+        self.dirty: dict[Copy, None] = {}
+        self.closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._registry = registry
+
+    # ------------------------------------------------------------ wake-ups
+
+    def notify(self, copy: Copy) -> None:
+        """Called by the hub after a commit, from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._thread:
+            self._mark(copy)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
+                loop.call_soon_threadsafe(self._mark, copy)
+
+    def _mark(self, copy: Copy | None) -> None:
+        if copy is not None:
+            self.dirty[copy] = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        """End the stream (from any thread)."""
+        self.closed = True
+        loop = self._loop
+        if loop is not None:
+            if threading.get_ident() == self._thread:
+                self._mark(None)
+            else:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._mark, None)
+
+    async def _wait(self, timeout: float) -> None:
+        if self.dirty or self.closed:
+            return
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        timer = self._loop.call_later(timeout, _release, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    # ------------------------------------------------------------ events
+
+    def _event_id(self) -> str:
+        return ",".join(f"{copy.name}={version}" for copy, version in self.sent.items())
+
+    def _snapshot(self, copy: Copy) -> str:
+        version, value = self.hub.read(copy)
+        self.sent[copy] = version
+        data = f'{{"store":{encode(copy.name)},"version":{version},"value":{encode(value)}}}'
+        return f"event: snapshot\nid: {self._event_id()}\ndata: {data}\n\n"
+
+    def _catch_up(self, copy: Copy) -> str | None:
+        """The event that brings a client from the version sent to the newest, if any."""
+        base = self.sent[copy]
+        entries = self.hub.replay(copy, base)
+        if entries is None:
+            return self._snapshot(copy)
+        if not entries:
+            return None
+        version = entries[-1][0]
+        ops = entries[0][1] if len(entries) == 1 else [op for _, ops in entries for op in ops]
+        data = copy.patch_data(base, version, ops)
+        self.sent[copy] = version
+        return f"event: patch\nid: {self._event_id()}\ndata: {data}\n\n"
+
+    def _opening(self) -> str:
+        """``retry``, then per store a snapshot, or the replay since the client's version."""
+        chunks = [f"retry: {RETRY_MS}\n\n"]
+        for copy in self.copies:
+            known = self.resume.get(copy.name)
+            if known is None:
+                chunks.append(self._snapshot(copy))
+                continue
+            self.sent[copy] = known
+            event = self._catch_up(copy)
+            if event is not None:
+                chunks.append(event)
+        if len(chunks) == 1:
+            chunks.append(": resumed\n\n")  # the client is up to date; opens the stream at once
+        return "".join(chunks)
+
+    def _pending(self) -> str:
+        dirty, self.dirty = self.dirty, {}
+        events = [event for copy in dirty if (event := self._catch_up(copy)) is not None]
+        return "".join(events)
+
+    # ------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._registry.add(self)
+        offs = [self.hub.subscribe(copy, partial(self.notify, copy)) for copy in self.copies]
+        watcher = asyncio.ensure_future(self._watch(receive))
+        closing = _closing_probe(receive)
+        loop = self._loop
+        try:
+            # Subscribed before the opening is read: no commit falls in between.
+            opening = self._opening()
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await _body(send, opening)
+            ping_at = loop.time() + self.heartbeat
+            while not self.closed:
+                await self._wait(max(0.0, min(_POLL, ping_at - loop.time())))
+                if self.closed or closing():
+                    break
+                if self.dirty:
+                    text = self._pending()
+                    if text:
+                        await _body(send, text)
+                        ping_at = loop.time() + self.heartbeat
+                        continue
+                if loop.time() >= ping_at:
+                    await _body(send, ": ping\n\n")
+                    ping_at = loop.time() + self.heartbeat
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            self.closed = True
+            for off in offs:
+                off()
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
+            self._registry.discard(self)
+            self._loop = None
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.close()
+                return
+
+
+async def _body(send: Send, text: str) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+
+
+def _release(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
