@@ -365,7 +365,7 @@ def foundation_cases(target: float, repeat: int, count: int) -> Result:
 FLET_ASP_RUNNER = textwrap.dedent(
     """
     import importlib.metadata, itertools, json, sys
-    sys.path.insert(0, sys.argv[4])
+    sys.path.append(sys.argv[4])  # after site-packages: benchmarks/flet.py must not shadow flet
     from store import check, floor, paired, sessions, time_case
     import flet_asp as fa
 
