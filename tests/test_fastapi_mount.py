@@ -141,3 +141,37 @@ def test_mount_errors_are_clear() -> None:
     lifespan = StatekitLifespan(secret=SECRET)
     other = FastAPI()
     assert mount_sync(other, [notes], lifespan=lifespan) is lifespan.mounted[0][1]
+
+
+def _events(lines: Any) -> Any:
+    """(event, data) pairs of a Server-Sent Events line iterator."""
+    import json
+
+    kind, data = None, []
+    for line in lines:
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and kind is not None:
+            yield kind, json.loads("\n".join(data))
+            kind, data = None, []
+
+
+def test_a_route_change_reaches_the_mounted_sse_stream_of_that_session() -> None:
+    with (
+        serve(make_app(), lifespan="on") as url,
+        httpx.Client(base_url=url, timeout=10) as alice,
+        httpx.Client(base_url=url, timeout=10) as bob,
+    ):
+        assert alice.post("/notes/milk").json() == ["milk"]
+        bob.post("/notes/other")
+        with alice.stream("GET", "/sk/events", params={"store": "notes"}) as stream:
+            events = _events(stream.iter_lines())
+            kind, data = next(events)
+            assert (kind, data["value"]) == ("snapshot", {"items": ["milk"]})
+            assert bob.post("/notes/not-alices").status_code == 200  # another session
+            assert alice.post("/notes/eggs").json() == ["milk", "eggs"]
+            kind, data = next(events)
+            assert kind == "patch"
+            assert data["ops"] == [{"op": "add", "path": "/items/1", "value": "eggs"}]
