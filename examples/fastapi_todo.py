@@ -9,7 +9,9 @@ made in the lifespan and reached through dependencies. Here:
 * routes get both through ``Depends`` — nothing lives at module level but
   definitions (a resource, a store, a class hold no value of their own);
 * each browser session has its own todo list: the session's copy of the
-  ``todos`` store, loaded from SQLite on first use and kept in step with it.
+  ``todos`` store, loaded from SQLite on first use and kept in step with it;
+* the sync server is mounted at ``/sk`` (``mount_sync``): the page at ``/``
+  binds the list with ``data-sk-list`` and updates live when a route changes it.
 
 Run it::
 
@@ -29,10 +31,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 import statekit as sk
-from statekit.fastapi import StatekitLifespan, current, resource, store
+from statekit.fastapi import StatekitLifespan, current, mount_sync, resource, store
 
 #: One todo list per browser session (its copy of this store).
 todos = sk.Store({"todo": [], "loaded": False}, name="todos", scope="session")
@@ -156,6 +159,27 @@ Session = Annotated[sk.Scope, Depends(current("session"))]
 Todos = Annotated[sk.Store, Depends(store(todos))]
 
 
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>statekit todos</title>
+<script type="module" src="/sk/client.js" data-sk-auto></script></head>
+<body><h1>Todos</h1>
+<form id="add"><input name="title" required maxlength="200"> <button>Add</button></form>
+<ul data-sk-list="todos:/todo"><template>
+  <li><span data-sk-text="/title"></span> <span data-sk-text="/done"></span></li>
+</template></ul>
+<p>Live: <span data-sk-status></span></p>
+<script>
+document.getElementById("add").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const title = event.target.title.value;
+  await fetch("/api/todos", {method: "POST", headers: {"Content-Type": "application/json"},
+                             body: JSON.stringify({title})});
+  event.target.reset();   // the list updates from the sync server's event stream
+});
+</script></body></html>
+"""
+
+
 class NewTodo(BaseModel):
     title: str = Field(min_length=1, max_length=200)
 
@@ -166,6 +190,13 @@ def create_app(db_path: str | Path = "todos.db", *, secret: str | None = None) -
         title="statekit todos", lifespan=StatekitLifespan(resources=[service], secret=secret)
     )
     app.state.db_path = str(db_path)
+    # The page's client.js reads the session's todos here, live (same cookie, same scopes).
+    mount_sync(app, [todos], path="/sk")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(svc: Service, session: Session) -> str:
+        await svc.load(session.id)  # the session's list is in its store before the page connects
+        return PAGE
 
     @app.get("/api/todos")
     async def list_todos(svc: Service, session: Session, _: Todos) -> list[Any]:

@@ -171,3 +171,14 @@ def test_the_example_under_uvicorn(tmp_path: pathlib.Path) -> None:
         assert [t["title"] for t in client.get("/api/todos").json()] == ["tea"]
         with httpx.Client(base_url=url, timeout=10) as other:
             assert other.get("/api/todos").json() == []
+
+
+def test_the_page_and_the_mounted_sync_server(tmp_path: pathlib.Path) -> None:
+    example = load()
+    with TestClient(example.create_app(tmp_path / "p.db", secret=SECRET)) as client:
+        page = client.get("/")
+        assert 'src="/sk/client.js"' in page.text and 'data-sk-list="todos:/todo"' in page.text
+        assert client.get("/sk/client.js").status_code == 200
+        client.post("/api/todos", json={"title": "milk"})
+        value = client.get("/sk/stores/todos").json()["value"]
+        assert [t["title"] for t in value["todo"]] == ["milk"]
