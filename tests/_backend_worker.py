@@ -76,7 +76,7 @@ def main() -> None:
 
             asyncio.run(run_appends())
             say("done")
-        elif mode == "listen":  # print every value of the counter this copy sees
+        elif mode == "listen":  # print the counter's values as this copy's listener hears them
             seen: list[int] = []
             counter.listen("n", lambda n: (seen.append(n), say("seen", n, time.time())))
             say("ready", counter.get("n"))

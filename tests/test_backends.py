@@ -176,6 +176,30 @@ def test_stale_copy_retries_update_on_fresh_value(backend: Backend) -> None:
         assert counter.version == 2
 
 
+def test_listeners_of_a_following_copy_run_outside_its_lock(backend: Backend) -> None:
+    """Commits heard from elsewhere (a notice, or a conflict's catch-up) reach
+    listeners only once the copy's lock is released: a listener that writes
+    another copy would otherwise deadlock with a thread doing the reverse."""
+    counter = sk.Store({"n": 0}, name="counter")
+    one, two = two_apps(backend)
+    with two:
+        state = counter._state()
+        held: list[tuple[str, bool]] = []
+        counter.listen("n", lambda n: held.append(("listen", state.lock._is_owned())))
+        counter.on_patch(lambda ops, v: held.append(("on_patch", state.lock._is_owned())))
+    with one:
+        counter.set("n", 1)  # two follows this (a notice)
+    with two:
+        wait_for(lambda: counter.version == 1)
+    op = {"op": "replace", "path": "/n", "value": 5}
+    backend._write(scope_key(one), "counter", [op], 1, initial='{"n": 0}', ttl=None)
+    with two:  # stale: the push conflicts, the copy catches up, the update re-runs
+        assert counter.update("n", lambda n: n + 1) in (2, 6)
+        wait_for(lambda: counter.get("n") == 6)
+    assert {kind for kind, _ in held} == {"listen", "on_patch"}
+    assert not any(owned for _, owned in held), held
+
+
 def test_threads_across_copies_lose_nothing(backend: Backend) -> None:
     counter = sk.Store({"n": 0}, name="counter")
     apps = two_apps(backend)

@@ -130,8 +130,12 @@ def test_a_write_here_reaches_a_listener_there(
     with backend.attach(sk.new_app_scope()):
         for n in range(1, 6):
             counter.set("n", n)
-    seen = [int(listener.expect("seen").split()[1]) for _ in range(5)]
-    assert seen[-1] == 5 and seen == sorted(seen)
+    # Commits heard together reach a value listener once, with the latest
+    # value (as in a batch); what must hold is order and the final value.
+    seen = [int(listener.expect("seen").split()[1])]
+    while seen[-1] < 5:
+        seen.append(int(listener.expect("seen").split()[1]))
+    assert seen[-1] == 5 and seen == sorted(set(seen))
     backend.close()
 
 

@@ -641,7 +641,16 @@ class Store(Definition):
             self._deliver(state)
 
     def _after_commit(self, state: _StoreState) -> None:
-        """Listeners, then patch listeners, once a commit's batch has ended."""
+        """Listeners, then patch listeners, once a commit's batch has ended.
+
+        Does nothing while this thread still holds the copy's lock (a commit
+        received while a local one catches up with its backend): whoever
+        holds it calls this again once it is released, so no listener ever
+        runs under the lock. A listener that takes another copy's lock under
+        this one could otherwise deadlock with a thread doing the reverse.
+        """
+        if state.lock._is_owned():  # type: ignore[attr-defined]
+            return
         if state.notify:
             notify(state)
         if state.outbox:
@@ -692,6 +701,8 @@ class Store(Definition):
 
     def _deliver(self, state: _StoreState) -> None:
         """Hand queued commits to patch listeners, in order, outside the lock."""
+        if state.lock._is_owned():  # type: ignore[attr-defined]
+            return  # nested in a lock holder, which delivers after releasing it
         while True:
             with state.lock:
                 if state.delivering or not state.outbox:

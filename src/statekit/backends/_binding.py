@@ -32,7 +32,7 @@ from typing import Any
 
 from .. import _patch, _paths
 from .._scope import Scope
-from .._store import Store, _StoreState
+from .._store import _BATCH, Store, _StoreState
 from ..exceptions import PatchError, PathError, VersionConflict
 from ._base import Backend, dumps, scope_key
 
@@ -116,9 +116,12 @@ class _Link:
 
     def catch_up(self) -> None:
         """Bring the copy up to the backend's current version (sync)."""
-        with self.state.lock:
+        with _BATCH, self.state.lock:
             if not self._apply(self.backend.history(self.key, self.name, self.state.version)):
                 self._reset(*self.backend.load(self.key, self.name))
+        # Listeners of what came in run now that the lock is released (a
+        # no-op when called from ``push``, whose caller still holds it).
+        self.store._after_commit(self.state)
 
     async def acatch_up(self) -> None:
         """Bring the copy up to the backend's current version (async)."""
@@ -130,10 +133,11 @@ class _Link:
         """A notice: the backend is at ``version`` (None: unknown, after a gap)."""
         if version is not None and self.state.version >= version:
             return  # already here (our own commit, or heard twice)
-        with self.state.lock:
+        with _BATCH, self.state.lock:
             if version is not None and self.state.version >= version:
                 return
             self.catch_up()
+        self.store._after_commit(self.state)
 
     # ------------------------------------------------------------ committing
 
