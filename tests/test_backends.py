@@ -138,6 +138,8 @@ def test_copies_share_through_the_backend(backend: Backend) -> None:
     with two:
         wait_for(lambda: todos.version == 2)
         assert todos.get("todo") == [{"title": "milk", "done": True}]
+    # Listeners of a followed commit run just after the copy took it (outside its lock).
+    wait_for(lambda: len(patches) == 2)
     assert seen[-1] == [{"title": "milk", "done": True}]
     assert [v for _, v in patches] == [1, 2]
     assert patches[0][0] == [

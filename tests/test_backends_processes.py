@@ -262,3 +262,21 @@ def test_two_processes_writing_one_sqlite_file_stay_consistent(
             replayed.patch(ops)
         assert replayed.get("ids") == ids  # the log replays to the document
     backend.close()
+
+
+def test_processes_opening_one_new_sqlite_database_at_once(tmp_path: Path) -> None:
+    """They race to switch it to WAL and create its tables: none may fail."""
+    code = (
+        "import sys; from statekit.backends import SQLiteBackend; "
+        "b = SQLiteBackend(sys.argv[1]); b.close()"
+    )
+    env = dict(os.environ, PYTHONPATH=SRC)
+    for attempt in range(10):
+        path = str(tmp_path / f"new{attempt}.db")
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, path], stderr=subprocess.PIPE, env=env)
+            for _ in range(4)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -82,12 +83,32 @@ class SQLiteBackend(Backend):
         self._all_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
-        try:
-            self._db().executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise OSError(
-                f"SQLiteBackend({self.path!r}): cannot open the database: {exc}"
-            ) from None
+        # Processes that open one new database at the same moment race to
+        # switch it to WAL and create the tables; SQLite answers "database is
+        # locked" to the loser without waiting (no busy handler runs for a
+        # journal-mode change), so opening is retried up to ``timeout``.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db().executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                self._forget_db()
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise OSError(
+                        f"SQLiteBackend({self.path!r}): cannot open the database: {exc}"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise OSError(
+                        f"SQLiteBackend({self.path!r}): cannot open the database: {exc} "
+                        f"(still, after {timeout:g} s)"
+                    ) from None
+                time.sleep(0.005 + random.random() * 0.02)
+            except sqlite3.Error as exc:
+                self._forget_db()
+                raise OSError(
+                    f"SQLiteBackend({self.path!r}): cannot open the database: {exc}"
+                ) from None
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.path!r})"
@@ -101,13 +122,28 @@ class SQLiteBackend(Backend):
             if self._closed:
                 raise RuntimeError(f"{self!r} is closed")
             db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self._sync}")
-            db.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            try:
+                db.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={self._sync}")
+            except sqlite3.Error:
+                db.close()
+                raise
             self._local.db = db
             with self._all_lock:
                 self._all.append(db)
         return db
+
+    def _forget_db(self) -> None:
+        """Close this thread's connection (after it failed to open the database)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            with self._all_lock:
+                if db in self._all:
+                    self._all.remove(db)
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def close(self) -> None:
         super().close()
