@@ -224,6 +224,69 @@ def test_threads_across_copies_lose_nothing(backend: Backend) -> None:
             assert counter.get("n") == 6 * per_thread
 
 
+def test_listeners_writing_other_copies_under_thread_stress(backend: Backend) -> None:
+    """The shape of the f0ff29e deadlock, many times over: 8 copies of one store
+    (8 app scopes on one backend), 16 threads updating them, and a patch
+    listener on every copy that writes the *next* copy whenever it hears a
+    thread's commit. A listener run under its copy's lock would take locks in
+    a cycle (copy i's, then copy i+1's) against the thread doing the reverse."""
+    apps = [backend.attach(sk.new_app_scope()) for _ in range(8)]
+    pair = sk.Store({"a": 0, "b": 0}, name="pair")
+    heard = [0] * len(apps)
+    errors: list[BaseException] = []
+
+    def echo(i: int) -> Callable[[Any, int], None]:
+        def listener(ops: Any, version: int) -> None:
+            if not any(op["path"] == "/a" for op in ops):
+                return  # an echo: not echoed again
+            heard[i] += 1  # one thread at a time per copy: on_patch is serialised
+            try:
+                with apps[(i + 1) % len(apps)]:
+                    pair.update("b", lambda b: b + 1)
+            except BaseException as exc:
+                errors.append(exc)
+
+        return listener
+
+    for i, app in enumerate(apps):
+        with app:
+            pair.get("a")  # every copy exists before the threads start
+            pair.on_patch(echo(i))
+    threads_per_app, per_thread = 2, 5
+    writes = len(apps) * threads_per_app * per_thread
+
+    def work(app: sk.Scope) -> None:
+        try:
+            with app:
+                for _ in range(per_thread):
+                    pair.update("a", lambda a: a + 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(app,), daemon=True)
+        for app in apps
+        for _ in range(threads_per_app)
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert not stuck, f"threads still running after 30 s (a deadlock?): {stuck}"
+    # Every copy hears every thread commit once, and echoes it once; echoes
+    # heard by notice threads may still be on their way.
+    wait_for(lambda: backend.load("app:app", "pair")[1] == {"a": writes, "b": len(apps) * writes})
+    assert not errors, errors
+    assert heard == [writes] * len(apps)
+    version = backend.load("app:app", "pair")[0]
+    for app in apps:
+        with app:
+            wait_for(lambda: pair.version == version)
+            assert pair.snapshot() == {"a": writes, "b": len(apps) * writes}
+
+
 def test_async_writers_across_copies_end_exact(backend: Backend) -> None:
     counter = sk.Store({"n": 0}, name="counter")
     apps = two_apps(backend)
