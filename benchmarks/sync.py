@@ -205,7 +205,7 @@ class Subscriber:
         self.version = -1
         # version -> receipt time, and the value of the op at that version
         self.received: dict[int, tuple[float, Any]] = {}
-        self.events = 0
+        self.events: list[float] = []  # receipt times of patch events
         self.error: str | None = None
         self.ready = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
@@ -244,7 +244,7 @@ class Subscriber:
             if not self.ready.done():
                 self.ready.set_result(None)
             return
-        self.events += 1
+        self.events.append(now)
         if body["base"] != self.version and self.error is None:
             self.error = f"event base {body['base']} after version {self.version}"
         ops = body["ops"]
@@ -499,7 +499,7 @@ def _check_and_measure(
     latency: list[float] = []
     events = 0
     for w, s in pairs:
-        events += s.events
+        events += sum(1 for t in s.events if t >= keep)
         if s.error:
             errors.append(s.error)
         by_version = {v: k for k, v in w.acked.items()}
