@@ -10,16 +10,18 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The demo is a web page: it needs the server extra (Starlette, uvicorn, pydantic).
 $(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[server]'
 	touch $@
 
 $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	touch $@
 
+# `make demo DEMO_ARGS="--port 0 --backend sqlite:///demo.db"` passes options on.
 demo: $(VENV)/.demo-stamp
-	$(BIN)/statekit demo
+	$(BIN)/statekit demo $(DEMO_ARGS)
 
 LINTED := $(wildcard src tests benchmarks examples)
 

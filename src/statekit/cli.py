@@ -1,4 +1,4 @@
-"""The ``statekit`` command line: ``statekit demo``, ``statekit serve module:attr``.
+"""The ``statekit`` command line: ``statekit demo`` (the web demo), ``statekit serve module:attr``.
 
 Only this module imports click, so ``import statekit`` stays dependency-free.
 """
@@ -24,11 +24,51 @@ def main() -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Show atoms, computed values, effects and session scopes at work."""
-    from ._demo import run_console_demo
-
-    run_console_demo(click.echo)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: a free one, printed).",
+)
+@click.option(
+    "--backend",
+    default="memory://",
+    show_default=True,
+    help="Where the state lives: memory://, sqlite:///path.db or redis://host:port/db.",
+)
+def demo(host: str, port: int, backend: str) -> None:
+    """Serve the web demo: a shared counter, per-user todos and a per-tab draft, live."""
+    try:
+        from ._demo import create_app
+        from ._demo._run import bind, open_backend, pick_secret, serve, url_of
+    except ImportError as exc:  # pragma: no cover - the server extra is not installed
+        raise click.ClickException(
+            f"statekit demo needs the server extra ({exc.name} is missing): "
+            "pip install 'statekit[server]'"
+        ) from None
+    try:
+        store = open_backend(backend)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--backend'") from None
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        store.close()
+        raise click.BadParameter(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", param_hint="'--port'"
+        ) from None
+    secret, said = pick_secret()
+    app = create_app(secret=secret, backend=store)
+    click.echo(f"statekit demo: secret {said}")
+    click.echo(f"statekit demo: state in {store!r}")
+    click.echo(f"statekit demo: open {url_of(sock)} (Ctrl-C to stop)")
+    try:
+        serve(app, sock)
+    finally:
+        sock.close()
+    click.echo("statekit demo: stopped")
 
 
 def load_app(target: str) -> Any:

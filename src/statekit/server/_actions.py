@@ -74,7 +74,7 @@ class Exposed:
         self.is_async = isinstance(fn, AsyncAction) or inspect.iscoroutinefunction(target)
         fields: dict[str, Any] = {}
         self.params: list[str] = []
-        for param in inspect.signature(fn).parameters.values():
+        for param in _signature(fn).parameters.values():
             if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
                 raise ValueError(
                     f"action {label!r} of store {store.name!r}: parameter {param.name!r} "
@@ -94,6 +94,15 @@ class Exposed:
             __config__=pydantic.ConfigDict(extra="forbid", populate_by_name=False),
             **fields,
         )
+        if not self.model.__pydantic_complete__:
+            # A name the annotations use is unknown: say so now, not on the first call.
+            try:
+                self.model.model_rebuild()
+            except pydantic.PydanticUndefinedAnnotation as exc:
+                raise ValueError(
+                    f"action {label!r} of store {store.name!r}: annotation {exc.name!r} "
+                    "is not defined where the function is"
+                ) from None
 
     def schema(self) -> dict[str, Any]:
         """The JSON Schema of the arguments object (for the OpenAPI document)."""
@@ -137,6 +146,15 @@ class Exposed:
         with self.store.transaction():
             # Checked inside the transaction: a result that is not JSON rolls the writes back.
             return _json_result(self.fn(**kwargs))
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with string annotations (``from __future__ import annotations``)
+    resolved in its module, so that aliases like ``Title = Annotated[str, ...]`` validate."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError, SyntaxError):  # unresolvable: pydantic will name it
+        return inspect.signature(fn)
 
 
 def _json_result(result: Any) -> Any:
