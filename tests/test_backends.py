@@ -459,3 +459,31 @@ def test_attach_needs_an_app_scope() -> None:
     backend = MemoryBackend()
     with sk.session("s") as s, pytest.raises(ValueError, match="app scope"):
         backend.attach(s)
+
+
+# ---------------------------------------------------------------- SQLite's watcher
+
+
+def test_sqlite_watcher_reads_the_log_only_when_the_file_moved(tmp_path: Any) -> None:
+    """Idle polls are one ``PRAGMA data_version`` each; the history table is
+    read once per change, whichever connection (here: another backend object,
+    as another process would) made it."""
+    here = SQLiteBackend(tmp_path / "w.db", poll_interval=0.005, busy_interval=0.001)
+    there = SQLiteBackend(tmp_path / "w.db")
+    heard: list[int] = []
+    here.subscribe(lambda scope, store, version: heard.append(version))
+    try:
+        wait_for(lambda: here.reads == 1)  # the first poll reads what it missed
+        time.sleep(0.3)  # ~100 idle polls
+        assert here.reads == 1
+        there.commit("app:app", "s", [{"op": "add", "path": "/n", "value": 1}], 0, initial="{}")
+        wait_for(lambda: heard == [1])
+        time.sleep(0.3)
+        assert here.reads == 2
+    finally:
+        here.close()
+        there.close()
+    with pytest.raises(ValueError, match="busy_interval"):
+        SQLiteBackend(tmp_path / "w.db", busy_interval=0)
+    with pytest.raises(ValueError, match="busy_for"):
+        SQLiteBackend(tmp_path / "w.db", busy_for=-1)

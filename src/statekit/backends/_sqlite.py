@@ -8,8 +8,13 @@ transaction, so writers in several threads and processes queue on SQLite's
 own write lock and a commit is either all there or not at all. WAL mode
 with ``synchronous=NORMAL`` keeps every acknowledged commit through a
 ``kill -9`` of the process (pass ``synchronous="FULL"`` to survive power
-loss too). Other processes' commits are heard by polling the ``history``
-table's last ``id`` from one thread.
+loss too). Other processes' commits are heard by one thread that polls
+``PRAGMA data_version`` (a counter in the shared WAL index: no table is
+read) and reads the ``history`` table only when it moved; it polls every
+``poll_interval`` when idle and every ``busy_interval`` for ``busy_for``
+seconds after it saw a change, so a stream of commits is heard within a
+few milliseconds while an idle process wakes only ``1 / poll_interval``
+times a second.
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ CREATE TABLE IF NOT EXISTS sessions (
 class SQLiteBackend(Backend):
     """Store copies in an SQLite database file: durable, shared by the processes of one host.
 
+    Other processes' commits reach this process's copies within
+    ``poll_interval`` seconds when it was idle, and within ``busy_interval``
+    while commits keep coming (for ``busy_for`` seconds after the last one);
+    each idle poll is one ``PRAGMA data_version``.
+
     Example:
         >>> import tempfile, os
         >>> from statekit.backends import SQLiteBackend
@@ -65,19 +75,28 @@ class SQLiteBackend(Backend):
         path: str | os.PathLike[str],
         *,
         history_limit: int = 1000,
-        poll_interval: float = 0.02,
+        poll_interval: float = 0.01,
+        busy_interval: float = 0.002,
+        busy_for: float = 0.5,
         synchronous: str = "NORMAL",
         timeout: float = 30.0,
     ) -> None:
         super().__init__(history_limit=history_limit)
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous= is NORMAL, FULL or EXTRA, not {synchronous!r}")
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval= must be positive, not {poll_interval!r}")
+        for option, value in (("poll_interval", poll_interval), ("busy_interval", busy_interval)):
+            if value <= 0:
+                raise ValueError(f"{option}= must be positive, not {value!r}")
+        if busy_for < 0:
+            raise ValueError(f"busy_for= must be zero or more seconds, not {busy_for!r}")
         self.path = os.fspath(path)
         self._sync = synchronous.upper()
         self._timeout = timeout
         self._poll = poll_interval
+        self._busy = min(busy_interval, poll_interval)
+        self._busy_for = busy_for
+        #: How many times the watcher read the history table (it moved) — for tests.
+        self.reads = 0
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -340,9 +359,20 @@ class SQLiteBackend(Backend):
     def _watch(self, last: int) -> None:
         """Poll for commits of other processes (and this one) and announce them."""
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        seen: int | None = None  # None: read the history table on the first poll
+        busy_until = 0.0
         try:
-            while not self._stop.wait(self._poll):
+            interval = self._poll
+            while not self._stop.wait(interval):
                 try:
+                    # Changes whenever another connection (any thread or
+                    # process) commits; read before the table, so that a
+                    # commit landing in between moves it again for next time.
+                    version = db.execute("PRAGMA data_version").fetchone()[0]
+                    if version == seen:
+                        if time.monotonic() >= busy_until:
+                            interval = self._poll
+                        continue
                     rows = db.execute(
                         "SELECT id, scope, store, version FROM history WHERE id > ? ORDER BY id",
                         (last,),
@@ -350,11 +380,16 @@ class SQLiteBackend(Backend):
                 except sqlite3.Error as exc:
                     _engine.report(exc, f"{self!r} watching for commits")
                     continue
+                seen = version
+                self.reads += 1
+                # Commits come in runs: poll fast for a while after one.
+                busy_until = time.monotonic() + self._busy_for
+                interval = self._busy
                 latest: dict[tuple[str, str], int] = {}
-                for row_id, scope, store, version in rows:
+                for row_id, scope, store, number in rows:
                     last = row_id
-                    latest[(scope, store)] = version
-                for (scope, store), version in latest.items():
-                    self._announce(scope, store, version)
+                    latest[(scope, store)] = number
+                for (scope, store), number in latest.items():
+                    self._announce(scope, store, number)
         finally:
             db.close()
