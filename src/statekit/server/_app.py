@@ -50,6 +50,8 @@ from ._identity import (
     set_session_cookie,
 )
 from ._limits import Limits, RateLimiter, check_depth, depth_of
+from ._openapi import build as build_openapi
+from ._openapi import document as openapi_document
 
 __all__ = ["SyncServer"]
 
@@ -185,6 +187,7 @@ class SyncServer:
             ("events",): {"GET": self._events},
             ("session", "tab"): {"POST": self._tab},
             ("client.js",): {"GET": self._client},
+            ("openapi.json",): {"GET": self._openapi},
         }
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
@@ -211,6 +214,18 @@ class SyncServer:
             }
             for name, store in self.stores.items()
         ]
+
+    def openapi(self, root_path: str = "") -> dict[str, Any]:
+        """The OpenAPI 3.1 document served at ``P/openapi.json`` (``root_path``: ``P``).
+
+        Example:
+            >>> import statekit as sk
+            >>> server = SyncServer([sk.Store({}, name="notes")], secret="s3cret")
+            >>> doc = server.openapi("/sk")
+            >>> doc["openapi"], doc["servers"], "/stores/notes" in doc["paths"]
+            ('3.1.0', [{'url': '/sk'}], True)
+        """
+        return build_openapi(self, root_path)
 
     # ------------------------------------------------------------ ASGI
 
@@ -455,6 +470,11 @@ class SyncServer:
         if call.request.headers.get("if-none-match") == self._client_etag:
             return Response(status_code=304, headers=headers)
         return Response(self._client_js, 200, headers, media_type="text/javascript")
+
+    async def _openapi(self, call: _Call) -> Response:
+        body, etag = openapi_document(self, call.request.scope.get("root_path", ""))
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        return Response(body, 200, headers, media_type=_JSON)
 
     # ------------------------------------------------------------ bodies
 
