@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,9 @@ pytest.importorskip("httpx")
 import httpx
 
 import statekit as sk
-from _backends import cleanup_prefix, free_port, new_prefix, redis_url
+from _backends import cleanup_prefix, free_port, new_prefix, redis_url, start_redis
+from _server_fixtures import Events
+from statekit import _patch
 from statekit.server import SESSION_COOKIE, SyncServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -129,6 +132,217 @@ def test_two_processes_serve_one_state(pair: list[ServerProcess]) -> None:
     assert two.get("/stores/todos", headers={"x-test-user": "alice"}).json()["value"]["todo"] == [
         "alice's"
     ]
+
+
+def opened(events: Events) -> dict[str, Any]:
+    """The first event of a fresh stream after its ``retry``: the snapshot (or replay)."""
+    assert events.next() == {"retry": "1000"}
+    return events.next_event()
+
+
+def patches_until(events: Events, version: int, seconds: float = 20.0) -> list[dict[str, Any]]:
+    """The ``patch`` events of a stream up to ``version`` (heartbeats skipped), within
+    ``seconds``; each read is bounded by the client's timeout too."""
+    deadline = time.monotonic() + seconds
+    got: list[dict[str, Any]] = []
+    while not got or got[-1]["data"]["version"] < version:
+        assert time.monotonic() < deadline, f"version {version} not streamed; got {got[-3:]}"
+        event = events.next()
+        if "comment" not in event:
+            assert event.get("event") == "patch", event
+            got.append(event)
+    return got
+
+
+def replayed(snapshot: dict[str, Any], patches: list[dict[str, Any]]) -> Any:
+    """The document a client builds from a snapshot and the patches after it; also
+    checks that they chain (each one's base is the version before it): nothing missed."""
+    doc, version = _patch.freeze_json(snapshot["data"]["value"]), snapshot["data"]["version"]
+    for event in patches:
+        assert event["data"]["base"] == version, (version, event)
+        doc, _ = _patch.apply(doc, event["data"]["ops"])
+        version = event["data"]["version"]
+    return doc
+
+
+def stream_client(pair: list[ServerProcess], at: int, like: httpx.Client) -> httpx.Client:
+    """A client of server ``at`` with ``like``'s session cookie, for an event stream."""
+    c = httpx.Client(base_url=pair[at].url, timeout=10)
+    c.cookies.set(SESSION_COOKIE, like.cookies[SESSION_COOKIE])
+    return c
+
+
+def add_id(client: httpx.Client, value: str) -> int:
+    op = [{"op": "add", "path": "/ids/-", "value": value}]
+    r = client.patch("/stores/log", json=op, headers=WRITE)
+    assert r.status_code == 200, r.text
+    return int(r.json()["version"])
+
+
+def test_a_write_through_one_process_reaches_an_sse_client_of_the_other(
+    pair: list[ServerProcess],
+) -> None:
+    one, _ = clients(pair)
+    with stream_client(pair, 1, one) as two, Events(two, "/events?store=log") as events:
+        snapshot = opened(events)
+        assert snapshot["event"] == "snapshot" and snapshot["data"]["value"] == {"ids": []}
+        base = snapshot["data"]["version"]
+        version = add_id(one, "first")
+        (event,) = patches_until(events, version)
+        assert event["id"] == f"log={version}"
+        assert event["data"] == {
+            "store": "log",
+            "base": base,
+            "version": version,
+            "ops": [{"op": "add", "path": "/ids/0", "value": "first"}],
+        }
+        # A burst: the stream may coalesce commits, but misses none.
+        for i in range(20):
+            version = add_id(one, f"burst-{i}")
+        patches = [event, *patches_until(events, version)]
+        assert replayed(snapshot, patches) == {"ids": ["first"] + [f"burst-{i}" for i in range(20)]}
+        assert two.get("/stores/log").json()["value"] == replayed(snapshot, patches)
+
+
+def test_users_stay_apart_on_event_streams_across_processes(pair: list[ServerProcess]) -> None:
+    one, _ = clients(pair)
+    alice, bob = {"x-test-user": "alice"}, {"x-test-user": "bob"}
+
+    def add_todo(user: dict[str, str], title: str) -> int:
+        op = [{"op": "add", "path": "/todo/-", "value": title}]
+        r = one.patch("/stores/todos", json=op, headers={**WRITE, **user})
+        assert r.status_code == 200, r.text
+        return int(r.json()["version"])
+
+    with (
+        stream_client(pair, 1, one) as two,
+        Events(two, "/events?store=todos", alice) as alices,
+        Events(two, "/events?store=todos", bob) as bobs,
+    ):
+        assert opened(alices)["data"]["value"] == {"todo": []}
+        assert opened(bobs)["data"]["value"] == {"todo": []}
+        version = add_todo(alice, "alice 1")
+        assert [e["data"]["ops"] for e in patches_until(alices, version)] == [
+            [{"op": "add", "path": "/todo/0", "value": "alice 1"}]
+        ]
+        # Had alice's write reached bob's stream, it would come before bob's own.
+        version = add_todo(bob, "bob 1")
+        assert [e["data"]["ops"] for e in patches_until(bobs, version)] == [
+            [{"op": "add", "path": "/todo/0", "value": "bob 1"}]
+        ]
+        version = add_todo(alice, "alice 2")
+        assert [e["data"]["ops"] for e in patches_until(alices, version)] == [
+            [{"op": "add", "path": "/todo/1", "value": "alice 2"}]
+        ]
+
+
+@pytest.fixture
+def redis_pair(tmp_path: Path) -> Iterator[tuple[str, str, list[ServerProcess]]]:
+    """Two server processes on the shared test Redis: (url, prefix, servers)."""
+    url, prefix = redis_url(), new_prefix()
+    servers: list[ServerProcess] = []
+    try:
+        servers.append(ServerProcess(url, prefix))
+        servers.append(ServerProcess(url, prefix))
+        yield url, prefix, servers
+    finally:
+        for server in servers:
+            server.stop()
+        cleanup_prefix(url, prefix)
+
+
+def pubsub_ids(admin: Any, prefix: str, pid: int) -> list[int]:
+    """Redis client ids of the pub/sub connection(s) of the server process ``pid``."""
+    name = f"statekit-pubsub:{prefix}:{pid}:"
+    return [int(c["id"]) for c in admin.client_list(_type="pubsub") if c["name"].startswith(name)]
+
+
+def test_dropped_pubsub_the_process_resyncs_and_its_streams_miss_nothing(
+    redis_pair: tuple[str, str, list[ServerProcess]],
+) -> None:
+    import redis
+
+    url, prefix, servers = redis_pair
+    one, _ = clients(servers)
+    admin = redis.Redis.from_url(url, socket_timeout=10, decode_responses=True)
+    pid = servers[1].proc.pid
+    try:
+        with stream_client(servers, 1, one) as two, Events(two, "/events?store=log") as events:
+            snapshot = opened(events)
+            ids = pubsub_ids(admin, prefix, pid)
+            assert ids  # the stream's copy made process 2 subscribe
+            version, expected = snapshot["data"]["version"], []
+            for round_ in range(5):
+                # CLIENT KILL TYPE pubsub, narrowed to process 2's connection;
+                # the writes right after it land while it reconnects, and
+                # their notices are lost: only the resync brings them.
+                for client_id in ids:
+                    admin.client_kill_filter(_id=client_id)
+                for i in range(4):
+                    expected.append(f"r{round_}-{i}")
+                    version = add_id(one, expected[-1])
+                deadline = time.monotonic() + 20
+                while not (fresh := pubsub_ids(admin, prefix, pid)) or fresh == ids:
+                    assert time.monotonic() < deadline, "process 2 did not resubscribe"
+                    time.sleep(0.02)
+                ids = fresh
+            patches = patches_until(events, version)
+            assert replayed(snapshot, patches) == {"ids": expected}
+            # And notices flow again.
+            version = add_id(one, "after")
+            assert replayed(snapshot, patches + patches_until(events, version)) == {
+                "ids": [*expected, "after"]
+            }
+    finally:
+        admin.close()
+
+
+def test_redis_restart_servers_reconnect_and_streams_resync(tmp_path: Path) -> None:
+    redis_url()  # skips (or fails under STATEKIT_REQUIRE_REDIS=1) without Redis
+    proc, port = start_redis(tmp_path / "redis", persist=True)
+    url, prefix = f"redis://127.0.0.1:{port}/0", new_prefix()
+    servers: list[ServerProcess] = []
+    try:
+        servers.extend(ServerProcess(url, prefix) for _ in range(2))
+        one, _ = clients(servers)
+        with stream_client(servers, 1, one) as two, Events(two, "/events?store=log") as events:
+            snapshot = opened(events)
+            before = [add_id(one, f"before-{i}") for i in range(3)][-1]
+            patches = patches_until(events, before)
+            proc.kill()  # appendfsync always: every acknowledged commit is on disk
+            proc.wait(timeout=10)
+            op = [{"op": "add", "path": "/ids/-", "value": "while down"}]
+            refused = one.patch("/stores/log", json=op, headers=WRITE)
+            # Refused, naming the cause (the server answers 400 request_failed).
+            assert refused.status_code != 200 and "BackendUnavailable" in refused.text
+            proc, _ = start_redis(tmp_path / "redis", persist=True, port=port)
+            deadline = time.monotonic() + 30
+            while True:  # a pooled connection may still be the dead one's, once
+                r = one.patch("/stores/log", json=[{**op[0], "value": "back"}], headers=WRITE)
+                if r.status_code == 200:
+                    break
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.2)
+            after = int(r.json()["version"])
+            assert after == before + 1  # the persisted state is back, nothing half-written
+            patches += patches_until(events, after, seconds=30)  # process 2 resubscribed
+            expected = {"ids": ["before-0", "before-1", "before-2", "back"]}
+            assert replayed(snapshot, patches) == expected
+        # A client that reconnects with the version it had before the restart
+        # gets what it missed, replayed from Redis's stream.
+        with (
+            stream_client(servers, 1, one) as two,
+            Events(two, "/events?store=log", {"Last-Event-ID": f"log={before}"}) as events,
+        ):
+            assert events.next() == {"retry": "1000"}
+            (event,) = patches_until(events, after)
+            assert event["data"]["base"] == before
+            assert event["data"]["ops"] == [{"op": "add", "path": "/ids/3", "value": "back"}]
+    finally:
+        for server in servers:
+            server.stop()
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_if_match_across_processes_exactly_one_wins(pair: list[ServerProcess]) -> None:
