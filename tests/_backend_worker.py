@@ -22,6 +22,7 @@ counter = sk.Store({"n": 0}, name="counter")
 log = sk.Store({"ids": []}, name="log")
 prefs = sk.Store({"lang": "en"}, name="prefs", scope="user")
 doc = sk.Store({"owner": None}, name="doc")
+cart = sk.Store({"items": []}, name="cart", scope="session")
 
 
 def say(*words: Any) -> None:
@@ -105,6 +106,14 @@ def main() -> None:
                 return "won"
 
             say(asyncio.run(claim()))
+        elif mode == "session":  # keep a session busy: a write every INTERVAL s, TTL s idle
+            sid, ttl, total, interval = args[0], float(args[1]), int(args[2]), float(args[3])
+            with sk.session(sid, ttl=ttl):
+                for i in range(total):
+                    cart.add("items/-", i)
+                    say("ack", i)
+                    time.sleep(interval)
+            say("done")
         else:
             raise SystemExit(f"unknown mode {mode!r}")
     backend.close()

@@ -153,6 +153,43 @@ def test_users_are_isolated_across_processes(
     assert bob.expect("own") == "own de"
 
 
+def test_a_session_kept_busy_by_one_process_expires_for_all_once_idle(
+    target: tuple[str, str], workers: list[Worker]
+) -> None:
+    """The idle deadline is the backend's: another process's writes slide it for
+    everyone, and once they stop the session is gone from every registry."""
+    url, prefix = target
+    ttl, writes, interval = 1.0, 8, 0.25  # the writes span 1.75 s > ttl
+    busy = Worker("session", url, prefix, "busy", ttl, writes, interval)
+    workers.append(busy)
+    key = "app:app/session:busy"
+    backend = local(url, prefix)
+    app = backend.attach(sk.new_app_scope())
+    cart = sk.Store({"items": []}, name="cart", scope="session")
+    try:
+        busy.expect("ack 0")
+        first = time.monotonic()
+        with app, sk.session("busy", ttl=ttl):
+            assert cart.get("items") == [0]  # this process's copy, loaded from the backend
+        busy.expect("done", timeout=60)
+        assert time.monotonic() - first > ttl  # older than its ttl, but never idle that long
+        assert key in backend.scopes()
+        assert backend.load(key, "cart")[1] == {"items": list(range(writes))}
+        deadline = time.monotonic() + 15
+        while key in backend.scopes():
+            assert time.monotonic() < deadline, "the idle session did not expire"
+            time.sleep(0.05)
+        backend.expire()  # SQLite deletes now what it already hid; Redis expired it itself
+        assert backend.load(key, "cart") == (0, None)
+        # The local tree agrees: its copy of the session is idle too, and goes.
+        assert app.expire_idle() == 1
+        assert app.scopes("session") == []
+        with app, sk.session("busy", ttl=ttl):
+            assert (cart.get("items"), cart.version) == ([], 0)  # starts afresh
+    finally:
+        backend.close()
+
+
 # ---------------------------------------------------------------- contention
 
 
