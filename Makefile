@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The demo is a web page: it needs the server extra (Starlette, uvicorn, pydantic).
-$(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
+$(VENV)/.demo-web-stamp: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[server]'
 	touch $@
 
@@ -20,7 +20,7 @@ $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 	touch $@
 
 # `make demo DEMO_ARGS="--port 0 --backend sqlite:///demo.db"` passes options on.
-demo: $(VENV)/.demo-stamp
+demo: $(VENV)/.demo-web-stamp
 	$(BIN)/statekit demo $(DEMO_ARGS)
 
 LINTED := $(wildcard src tests benchmarks examples)

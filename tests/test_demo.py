@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ pytest.importorskip("httpx")
 
 import httpx
 
+from _backends import cleanup_prefix, redis_base_url, redis_url
 from _demo_proc import Demo, demo
 
 MUTATION = {"X-Statekit": "1", "Content-Type": "application/json"}
@@ -209,6 +211,39 @@ def test_a_sqlite_backend_keeps_the_state_across_restarts(tmp_path: Path) -> Non
             assert counter["value"] == {"n": 2} and counter["version"] == 2
             todos = c.get("sk/stores/todos").json()["value"]["todo"]
             assert todos == [{"title": "survives a restart", "done": False}]
+
+
+REDIS_DB = 12  # the demo's keys use the default prefix: a database of their own
+
+
+def test_a_redis_backend_shares_the_state_between_two_demo_processes() -> None:
+    redis_url()  # skips, or fails under STATEKIT_REQUIRE_REDIS=1, without a Redis
+    url = f"{redis_base_url()}/{REDIS_DB}"
+    cleanup_prefix(url, "statekit")
+    env = {"STATEKIT_SECRET": "one secret for both processes"}
+    try:
+        with (
+            demo("--port", "0", "--backend", url, env=env) as one,
+            demo("--port", "0", "--backend", url, env=env) as two,
+        ):
+            assert any("state in RedisBackend" in line for line in one.lines)
+            with visitor(one) as c:
+                log_in(c, "ada")
+                act(c, "counter", "increment")
+                act(c, "todos", "add", title="seen by both processes")
+                cookies = dict(c.cookies)
+            with httpx.Client(base_url=two.url, cookies=cookies, timeout=10) as c:
+                assert c.get("sk/stores/counter").json()["value"] == {"n": 1}
+                todos = c.get("sk/stores/todos").json()["value"]["todo"]
+                assert todos == [{"title": "seen by both processes", "done": False}]
+                act(c, "counter", "increment")  # and back: process one follows process two
+            with httpx.Client(base_url=one.url, timeout=10) as c:
+                deadline = time.monotonic() + 5
+                while c.get("sk/stores/counter").json()["value"]["n"] != 2:
+                    assert time.monotonic() < deadline, "process one did not follow"
+                    time.sleep(0.05)
+    finally:
+        cleanup_prefix(url, "statekit")
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
