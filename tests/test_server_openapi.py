@@ -1,14 +1,66 @@
-"""The server's OpenAPI document: valid OpenAPI 3.1, complete, and following the configuration."""
+"""The server's OpenAPI document: valid, complete, and true (schemathesis against uvicorn).
+
+The document is checked as OpenAPI 3.1 and for listing every store, action and
+endpoint; then schemathesis generates requests from it (valid and invalid
+ones) and sends them to a real uvicorn on 127.0.0.1, each with a valid session
+cookie and tab token (and, for half of them, a logged-in user) so that they
+reach the real handlers rather than stopping at ``401``. Every response must be a status the
+document declares for that operation, with its content type, headers and
+body schema, and never a 5xx; the run fails if fewer than 1,000 requests
+were sent.
+"""
 
 from __future__ import annotations
 
+import http.cookiejar
+from typing import Any
+
 import httpx
+import hypothesis
 import openapi_spec_validator
+import pydantic
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from _server_fixtures import make_server, running
-from statekit.server import Limits
+import statekit as sk
+from _server_fixtures import (
+    SECRET,
+    add,
+    bump,
+    counter,
+    draft,
+    fail_after_write,
+    identify,
+    items,
+    make_server,
+    profile,
+    running,
+    todos,
+)
+from statekit.server import SESSION_COOKIE, TAB_HEADER, Limits, SyncServer
+
+# Examples per operation and generation mode; operations with few possible
+# inputs (no parameters) stop early, so the total is asserted, not assumed.
+EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 50, schemathesis.GenerationMode.NEGATIVE: 30}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 def test_document_is_valid_openapi_and_lists_everything() -> None:
@@ -71,3 +123,125 @@ def test_served_document_is_cached_and_names_the_mount_prefix() -> None:
         mounted = httpx.get(f"{url}/sk/openapi.json", timeout=10)
     assert mounted.status_code == 200 and mounted.json()["servers"] == [{"url": "/sk"}]
     assert mounted.json()["paths"] == first.json()["paths"]
+
+
+class Item(pydantic.BaseModel):
+    title: str = pydantic.Field(min_length=1, max_length=40)
+    qty: int = pydantic.Field(1, ge=0, le=1000)
+
+
+class Cart(pydantic.BaseModel):
+    items: list[Item]
+    note: str | None = None
+
+
+cart = sk.Store(
+    {"items": [], "note": None},
+    name="cart",
+    scope="session",
+    schema=Cart,
+    writable=["/items", "/note"],
+)
+
+
+def add_item(item: Item, times: int = 1) -> list[str]:
+    """An argument that is a model (its schema is hoisted into the components)."""
+    if not 0 < times <= 3:
+        raise ValueError("times is 1 to 3")
+    for _ in range(times):
+        cart.add("items/-", item.model_dump())
+    return [entry["title"] for entry in cart.get("items")]
+
+
+def fuzz_server() -> SyncServer:
+    """The fixture stores, a schema'd session store with a model-taking action, tabs, a rate."""
+    return SyncServer(
+        [counter, todos, draft, items, profile, cart],
+        secret=SECRET,
+        identify=identify,
+        actions={"counter": [bump, fail_after_write], "todos": [add], "cart": [add_item]},
+        session_per_tab=True,
+        # A rate limit (so 429 is declared) that the run stays under.
+        limits=Limits(rate=10_000.0, burst=100_000),
+        heartbeat=60.0,
+    )
+
+
+def test_schemathesis_finds_no_5xx_and_no_mismatch() -> None:
+    server = fuzz_server()
+    openapi_spec_validator.validate(server.openapi())
+    with running(server) as url:
+        config = schemathesis.Config.from_dict({"max-stream-events": 1, "request-timeout": 5})
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
+        cookie = requests.get(f"{url}/stores", timeout=10).cookies[SESSION_COOKIE]
+        tab = requests.post(
+            f"{url}/session/tab",
+            headers={"X-Statekit": "1"},
+            cookies={SESSION_COOKIE: cookie},
+            timeout=10,
+        ).json()["tab"]
+        session = requests.Session()  # keep-alive, but no cookie jar: each request says who
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        sent: dict[str, int] = {}
+        statuses: dict[int, int] = {}
+        unnegatable: set[str] = set()
+
+        def send(case: Any, mode: schemathesis.GenerationMode) -> None:
+            number = sum(sent.values())
+            # Every other request is a logged-in user's, reaching the user-scoped store.
+            headers = {"x-test-user": "alice"} if number % 2 else {}
+            # The session is added to every request, except where the case is
+            # about its absence (a negated cookie): then the server must refuse.
+            cookies = {} if _negates(case, ParameterLocation.COOKIE) else {SESSION_COOKIE: cookie}
+            if mode is mode.POSITIVE:
+                # A generated tab token is a random string (401): send the real one.
+                if case.headers and TAB_HEADER in case.headers:
+                    case.headers[TAB_HEADER] = tab
+                if case.query and "tab" in case.query:
+                    case.query["tab"] = tab
+            response = case.call(base_url=url, session=session, headers=headers, cookies=cookies)
+            sent[case.operation.label] = sent.get(case.operation.label, 0) + 1
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            checks = [*CHECKS, negative_data_rejection] if mode is mode.NEGATIVE else CHECKS
+            case.validate_response(response, checks=checks)
+
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            for mode, examples in EXAMPLES.items():
+                try:
+                    _fuzz(operation, mode, examples, send)
+                except hypothesis.errors.Unsatisfiable:
+                    # Only optional string headers and no body: no invalid request exists.
+                    assert mode is mode.NEGATIVE, operation.label
+                    unnegatable.add(operation.label)
+    writes = {label for label in sent if not label.startswith("GET ")}
+    assert not unnegatable & writes, unnegatable
+    total = sum(sent.values())
+    assert total >= 1000, (total, sent)
+    assert set(sent) >= {f"PATCH /stores/{name}" for name in server.stores}
+    # Many requests reached the real handlers and succeeded, not only refusals.
+    assert statuses.get(200, 0) >= 300, statuses
+
+
+def _negates(case: Any, location: ParameterLocation) -> bool:
+    meta = case.meta
+    component = meta.components.get(location) if meta is not None else None
+    return component is not None and component.mode.is_negative
+
+
+def _fuzz(operation: Any, mode: schemathesis.GenerationMode, examples: int, send: Any) -> None:
+    """Send up to ``examples`` generated cases of one operation (deterministic)."""
+
+    @hypothesis.settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        send(case, mode)
+
+    run()
