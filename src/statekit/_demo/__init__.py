@@ -18,7 +18,7 @@ keeps it live over one Server-Sent Events stream.
 Example:
     >>> app = create_app(secret="a secret for this example")
     >>> [route.path for route in app.routes]
-    ['/', '/login', '/logout', '/favicon.ico', '/sk']
+    ['/', '/login', '/logout', '/sk']
 """
 
 from __future__ import annotations
@@ -140,9 +140,6 @@ def create_app(
         login.clear_cookie(response)
         return response
 
-    async def favicon(request: Request) -> Response:
-        return Response(status_code=204)
-
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
@@ -155,7 +152,6 @@ def create_app(
             Route("/", page),
             Route("/login", sign_in, methods=["POST"]),
             Route("/logout", sign_out, methods=["POST"]),
-            Route("/favicon.ico", favicon),
             Mount("/sk", app=server),
         ],
         lifespan=lifespan,

@@ -112,7 +112,7 @@ PAGE = """<!doctype html>
   <section id="draft">
     <span class="scope">session scope, per tab</span><h2>This tab&rsquo;s draft</h2>
     <p class="hint">Each tab has its own draft; it survives a reload of the tab.</p>
-    <textarea data-sk-value="draft:/text" maxlength="2000"
+    <textarea data-sk-value="draft:/text" maxlength="2000" aria-label="this tab's draft"
       placeholder="Type something, then open a second tab&hellip;"></textarea>
   </section>
 </main>

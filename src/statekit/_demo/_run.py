@@ -47,7 +47,7 @@ def open_backend(url: str) -> Backend:
         >>> open_backend("ftp://x")
         Traceback (most recent call last):
         ...
-        ValueError: backend URL 'ftp://x': unknown scheme 'ftp' (expected memory:// or sqlite:///path)
+        ValueError: backend URL 'ftp://x': unknown scheme 'ftp' ...
     """
     try:
         return backend_from_url(url)
