@@ -13,8 +13,9 @@ reads and updates the caller's session state and answers its new count:
   unsigned ``sid`` cookie (issued on first use), the pattern the adapter
   replaces.
 
-A third process generates the load: an asyncio httpx client with
-``--clients`` concurrent sessions (each with its own cookie jar) sending
+A third process generates the load: a minimal asyncio HTTP/1.1 client with
+``--clients`` concurrent sessions (each its own keep-alive connection and
+cookie; cheap enough that the servers, not the client, saturate) sending
 requests back to back for ``--seconds``, alternating between the two servers
 ``--rounds`` times so both see the same machine. Afterwards each session's
 count is read back and must equal the requests it sent (nothing lost, nothing
@@ -114,52 +115,96 @@ def serve(variant: str, port: int) -> None:
     import uvicorn
 
     app = statekit_app() if variant == "statekit" else hand_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Keep-alive outlasts a round of the other variant (each session keeps one connection).
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_keep_alive=120
+    )
 
 
 # ---------------------------------------------------------------- the load
 
 
-async def load(urls: dict[str, str], clients: int, seconds: float, rounds: int) -> dict[str, Any]:
-    import httpx
+class _Session:
+    """One client session: a keep-alive HTTP/1.1 connection and its cookie.
 
+    A minimal client on asyncio streams (request line, headers, a
+    Content-Length body): it costs a fraction of an httpx request, so the
+    servers, not the load generator, are what saturates.
+    """
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.cookie: bytes | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str) -> Any:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: 0\r\n"
+        data = head.encode() + (b"Cookie: " + self.cookie + b"\r\n" if self.cookie else b"")
+        self.writer.write(data + b"\r\n")
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError(f"{method} {path}: the server closed the connection")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"set-cookie":
+                self.cookie = value.strip().split(b";")[0]
+        body = await self.reader.readexactly(length)
+        if status != 200:
+            raise AssertionError(f"{method} {path}: {status} {body[:200]!r}")
+        return json.loads(body)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def load(urls: dict[str, str], clients: int, seconds: float, rounds: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    jars = {
-        name: [httpx.AsyncClient(limits=limits, timeout=30) for _ in range(clients)]
-        for name in urls
-    }
+    sessions = {name: [_Session(url) for _ in range(clients)] for name, url in urls.items()}
     sent: dict[str, list[int]] = {name: [0] * clients for name in urls}
     latencies: dict[str, list[float]] = {name: [] for name in urls}
     elapsed: dict[str, float] = dict.fromkeys(urls, 0.0)
     try:
-        for name, url in urls.items():  # warm up: cookies issued, code paths hot
-            for i, client in enumerate(jars[name]):
-                await client.post(f"{url}/cart/x")
+        for name in urls:  # warm up: cookies issued, code paths hot
+            for i, session in enumerate(sessions[name]):
+                await session.request("POST", "/cart/x")
                 sent[name][i] += 1
         order = list(urls)
         for round_ in range(rounds):
             for name in order if round_ % 2 == 0 else order[::-1]:
-                url = urls[name]
                 start = time.perf_counter()
                 until = start + seconds
                 counts = await asyncio.gather(
                     *(
-                        _session_from(jars[name][i], url, until, latencies[name], sent[name][i])
+                        _session_from(sessions[name][i], until, latencies[name], sent[name][i])
                         for i in range(clients)
                     )
                 )
                 elapsed[name] += time.perf_counter() - start
                 sent[name] = list(counts)
-        for name, url in urls.items():  # everything arrived, in the right session
-            for i, client in enumerate(jars[name]):
-                got = (await client.get(f"{url}/cart")).json()["count"]
+        for name in urls:  # everything arrived, in the right session
+            for i, session in enumerate(sessions[name]):
+                got = (await session.request("GET", "/cart"))["count"]
                 if got != sent[name][i]:
                     raise AssertionError(f"{name}: session {i} has {got}, sent {sent[name][i]}")
     finally:
-        for group in jars.values():
-            for client in group:
-                await client.aclose()
+        for group in sessions.values():
+            for session in group:
+                await session.close()
     for name in urls:
         ordered = sorted(latencies[name])
         results[name] = {
@@ -172,18 +217,16 @@ async def load(urls: dict[str, str], clients: int, seconds: float, rounds: int) 
 
 
 async def _session_from(
-    client: Any, url: str, until: float, latencies: list[float], already: int
+    session: _Session, until: float, latencies: list[float], already: int
 ) -> int:
     sent = already
     while time.perf_counter() < until:
         start = time.perf_counter()
-        response = await client.post(f"{url}/cart/x")
+        answer = await session.request("POST", "/cart/x")
         latencies.append(time.perf_counter() - start)
-        response.raise_for_status()
         sent += 1
-        count = response.json()["count"]
-        if count != sent:
-            raise AssertionError(f"{url}: count {count} after {sent} requests")
+        if answer["count"] != sent:
+            raise AssertionError(f"count {answer['count']} after {sent} requests")
     return sent
 
 

@@ -105,7 +105,6 @@ class Scope:
         "id",
         "last_used",
         "parent",
-        "runner",
         "ttl",
     )
 
@@ -125,7 +124,6 @@ class Scope:
         self._effects: dict[WatcherNode, None] = {}
         self._cleanups: list[Callable[[], Any]] = []
         self._children: dict[tuple[int, str], Scope] = {}
-        self.runner = _make_runner(self)
         # On an app scope: the statekit.backends binder its store copies
         # load from and commit through (None: values live in this process).
         self.backend: Any = None
@@ -140,6 +138,23 @@ class Scope:
     def __repr__(self) -> str:
         state = " disposed" if self.disposed else ""
         return f"<Scope {self.level} {self.id!r}{state}>"
+
+    def runner(self, fn: Callable[[], Any]) -> Any:
+        """Call ``fn`` with this scope current.
+
+        The engine wraps every computed and effect run in its owner's runner:
+        a write in one session may pull or re-run nodes of another, and each
+        must resolve definitions in its own scope, not the writer's. (A
+        method, not a closure kept on the scope: a closure would make every
+        scope a reference cycle that only the cyclic collector frees.)
+        """
+        if _current.get() is self:
+            return fn()
+        token = _current.set(self)
+        try:
+            return fn()
+        finally:
+            _current.reset(token)
 
     def find(self, level: str) -> Scope | None:
         """The nearest scope of ``level`` in this scope's chain (itself included).
@@ -337,6 +352,15 @@ class Scope:
         Async cleanups are awaited on the running loop if there is one (as a
         task) or else run to completion here; use :meth:`aclose` to await them.
         """
+        with _tree_lock:
+            if not (self._children or self._nodes or self._effects or self._cleanups):
+                # A scope that holds nothing (most request scopes): no tree
+                # to walk and nothing to tear down, only unlink it.
+                if not self.disposed:
+                    self.disposed = True
+                    if self.parent is not None:
+                        self.parent._children.pop((self.depth, self.id), None)
+                return
         pending: list[Any] = []
         for scope in self._detach_tree():
             pending.extend(scope._teardown())
@@ -380,26 +404,6 @@ class Scope:
                 count += 1 + scope.count()
                 scope.dispose()
         return count
-
-
-def _make_runner(scope: Scope) -> Callable[[Callable[[], Any]], Any]:
-    """``runner(fn)`` calls ``fn`` with ``scope`` current.
-
-    The engine wraps every computed and effect run in its owner's runner:
-    a write in one session may pull or re-run nodes of another, and each must
-    resolve definitions in its own scope, not the writer's.
-    """
-
-    def runner(fn: Callable[[], Any]) -> Any:
-        if _current.get() is scope:
-            return fn()
-        token = _current.set(scope)
-        try:
-            return fn()
-        finally:
-            _current.reset(token)
-
-    return runner
 
 
 _background: set[asyncio.Task[Any]] = set()
