@@ -17,6 +17,7 @@ own handlers would answer in their format). Each request:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -371,8 +372,11 @@ class SyncServer:
                 f"and this request has no {store.scope})",
             ) from None
 
-    def _scopes(self, identity: Identity) -> Any:
-        return enter_scopes(identity, self.app_scope)
+    def _scopes(self, identity: Identity, *, request: bool = True) -> Any:
+        # request=False where no user code runs (snapshots, patches, streams):
+        # the store commits in its copy's own scope, so a request scope would
+        # only be made and disposed.
+        return enter_scopes(identity, self.app_scope, request=request)
 
     # ------------------------------------------------------------ endpoints
 
@@ -383,7 +387,7 @@ class SyncServer:
     async def _snapshot(self, call: _Call) -> Response:
         store = self._store(call)
         identity = await self._who(call, mutation=False)
-        with self._scopes(identity):
+        with self._scopes(identity, request=False):
             version, value = self.hub.read(self._copy(store))
         etag = f'"{version}"'
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -399,7 +403,7 @@ class SyncServer:
         ops = await self._body(call)
         self._check_ops(store, ops)
         expected = _if_match(call.request.headers.get("if-match"))
-        with self._scopes(identity):
+        with self._scopes(identity, request=False):
             copy = self._copy(store)
             try:
                 version = self.hub.commit(copy, ops, expected)
@@ -419,7 +423,12 @@ class SyncServer:
                 raise ApiError(422, "validation_failed", _schema_detail(store, exc)) from None
             except PatchError as exc:
                 raise ApiError(422, "invalid_patch", str(exc)) from None
-        return _json({"version": version}, {"ETag": f'"{version}"'})
+        return Response(
+            f'{{"version":{version}}}',
+            200,
+            {"Cache-Control": "no-store", "ETag": f'"{version}"'},
+            _JSON,
+        )
 
     async def _action(self, call: _Call) -> Response:
         store = self._store(call)
@@ -452,7 +461,7 @@ class SyncServer:
                 raise ApiError(404, "unknown_store", f"no store named {name[:60]!r}")
             stores.append(store)
         identity = await self._who(call, mutation=False)
-        with self._scopes(identity):
+        with self._scopes(identity, request=False):
             copies = [self._copy(store) for store in stores]
         resume = parse_last_event_id(
             call.request.headers.get("last-event-id") or query.get("last_event_id")
@@ -520,7 +529,7 @@ class SyncServer:
             raise ApiError(
                 413, "too_many_ops", f"the patch has {len(ops)} operations; the limit is {limit}"
             )
-        writable = [_paths.parse(p) for p in store.writable]
+        writable = _writable_parts(store.writable)
         for number, op in enumerate(ops):
             if not isinstance(op, dict):
                 raise ApiError(422, "invalid_patch", f"op {number}: an operation is a JSON object")
@@ -567,6 +576,12 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 def _json(value: Any, headers: Mapping[str, str] | None = None) -> Response:
     return Response(encode(value), 200, {"Cache-Control": "no-store", **(headers or {})}, _JSON)
+
+
+@functools.lru_cache(maxsize=256)
+def _writable_parts(pointers: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """A store's ``writable=`` pointers, parsed once (not on every PATCH)."""
+    return [_paths.parse(p) for p in pointers]
 
 
 def _refuse_constant(name: str) -> Any:

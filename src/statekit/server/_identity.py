@@ -45,14 +45,13 @@ import hmac
 import os
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from .._scope import Scope, request, session, user
+from .._scope import APP, REQUEST, SESSION, USER, Scope, _request_ids, current_scope
 
 __all__ = [
     "SESSION_COOKIE",
@@ -68,6 +67,7 @@ __all__ = [
 SESSION_COOKIE = "sk_session"
 TAB_HEADER = "X-Statekit-Tab"
 DEFAULT_MAX_AGE = 30 * 86400.0
+_GOOD_CACHE = 10_000  # verified cookie values remembered per signer
 _MAX_COOKIE = 200  # a valid cookie is ~80 characters; longer ones are not parsed
 
 
@@ -120,13 +120,17 @@ class SessionSigner:
         >>> SessionSigner(b"other").verify(cookie)  # another secret
     """
 
-    __slots__ = ("_secret", "max_age")
+    __slots__ = ("_good", "_secret", "max_age")
 
     def __init__(self, secret: str | bytes | None, max_age: float = DEFAULT_MAX_AGE) -> None:
         self._secret = resolve_secret(secret, "SessionSigner")
         if max_age <= 0:
             raise ValueError("SessionSigner: max_age is a number of seconds > 0")
         self.max_age = max_age
+        # Cookie values whose signature checked out: the HMAC of a given value
+        # never changes, so a returning visitor costs a dict lookup instead of
+        # an HMAC. Only the signature is remembered; expiry is checked every time.
+        self._good: dict[str, str] = {}
 
     def sign(self, payload: str) -> str:
         """The base64url HMAC-SHA256 of ``payload``."""
@@ -149,10 +153,14 @@ class SessionSigner:
         if len(parts) != 3:
             return None
         sid, issued, sig = parts
-        if len(sid) != 32 or not _is_hex(sid) or not issued.isdigit() or len(issued) > 12:
-            return None
-        if not self._valid(f"{sid}.{issued}", sig):
-            return None
+        if self._good.get(cookie) != sid:
+            if len(sid) != 32 or not _is_hex(sid) or not issued.isdigit() or len(issued) > 12:
+                return None
+            if not self._valid(f"{sid}.{issued}", sig):
+                return None
+            if len(self._good) >= _GOOD_CACHE:
+                self._good.clear()  # bounded: a flood of valid cookies only costs HMACs again
+            self._good[cookie] = sid
         age = (time.time() if now is None else now) - int(issued)
         if age > self.max_age or age < -300:  # from the future: a clock far off, or forged
             return None
@@ -215,23 +223,81 @@ class Identity:
         return f"u:{self.user}" if self.user is not None else f"s:{self.sid}"
 
 
-@contextmanager
-def enter_scopes(identity: Identity, app: Scope | None = None) -> Iterator[Scope]:
+def enter_scopes(
+    identity: Identity, app: Scope | None = None, *, request: bool = True
+) -> ContextManager[Scope]:
     """Enter ``app → user(uid) → session(scope_key) → request``; yield the request scope.
 
     ``app`` defaults to the current app scope. The request scope is disposed
     when the block ends; the user and session scopes stay (they hold values).
+    ``request=False`` stops at the session (and yields it): for work that
+    runs no user code, where a request scope would only be made and disposed.
 
     Example:
         >>> import statekit as sk
         >>> with enter_scopes(Identity("s1", user="bob")) as req:
         ...     [s.level for s in req.chain]
         ['app', 'user', 'session', 'request']
+        >>> with enter_scopes(Identity("s1"), request=False) as scope:
+        ...     scope.level
+        'session'
     """
-    with ExitStack() as stack:
-        if app is not None:
-            stack.enter_context(app)
-        if identity.user is not None:
-            stack.enter_context(user(identity.user))
-        stack.enter_context(session(identity.scope_key()))
-        yield stack.enter_context(request())
+    return _ScopeChain(identity, app, request)
+
+
+class _ScopeChain:
+    """``enter_scopes`` as a plain context manager.
+
+    It does what ``with app, user(uid), session(key), request():`` does, with
+    the scopes entered directly: every request of the sync server passes
+    here, and the generic ``contextmanager``/``ExitStack`` layers cost more
+    than the entering itself.
+    """
+
+    __slots__ = ("_app", "_entered", "_identity", "_request")
+
+    def __init__(self, identity: Identity, app: Scope | None, request: bool) -> None:
+        self._identity = identity
+        self._app = app
+        self._request = request
+        self._entered: list[Scope] = []
+
+    def __enter__(self) -> Scope:
+        entered = self._entered
+        try:
+            if self._app is not None:
+                entered.append(self._app.__enter__())
+            identity = self._identity
+            if identity.user is not None:
+                root = current_scope().chain[APP]
+                assert root is not None
+                entered.append(root._child(USER, identity.user, None).__enter__())
+            chain = current_scope().chain
+            parent = chain[USER] or chain[APP]
+            assert parent is not None
+            scope = parent._child(SESSION, identity.scope_key(), None)
+            entered.append(scope.__enter__())
+            if self._request:
+                scope = scope._child(REQUEST, f"r{next(_request_ids)}", None)
+                try:
+                    entered.append(scope.__enter__())
+                except BaseException:
+                    scope.dispose()
+                    raise
+        except BaseException:
+            self._unwind()
+            raise
+        return scope
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._unwind()
+
+    def _unwind(self) -> None:
+        entered = self._entered
+        while entered:
+            scope = entered.pop()
+            try:
+                scope.__exit__(None, None, None)
+            finally:
+                if scope.depth == REQUEST:
+                    scope.dispose()
