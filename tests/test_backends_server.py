@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -345,6 +346,36 @@ def test_redis_restart_servers_reconnect_and_streams_resync(tmp_path: Path) -> N
         proc.wait(timeout=10)
 
 
+@pytest.mark.parametrize("action", ["bump", "bump_sync"])
+def test_400_concurrent_writers_over_two_server_processes_end_exact(
+    pair: list[ServerProcess], action: str
+) -> None:
+    one, _ = clients(pair)
+    cookie = one.cookies[SESSION_COOKIE]
+    call = {"X-Statekit": "1", "Content-Type": "application/json"}
+
+    async def crowd(server: ServerProcess, count: int) -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=count)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as c:
+            c.cookies.set(SESSION_COOKIE, cookie)
+            path = f"/stores/counter/actions/{action}"
+            return await asyncio.gather(
+                *(c.post(path, json={}, headers=call) for _ in range(count))
+            )
+
+    async def both() -> list[list[httpx.Response]]:
+        return await asyncio.gather(crowd(pair[0], 200), crowd(pair[1], 200))
+
+    answers = [r for group in asyncio.run(both()) for r in group]
+    failed = [(r.status_code, r.text) for r in answers if r.status_code != 200]
+    assert not failed, (len(failed), failed[:3])
+    # Every writer got its own increment: the values 1..400, each once.
+    assert sorted(r.json()["result"] for r in answers) == list(range(1, 401))
+    for server in pair:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            assert c.get("/stores/counter").json()["value"] == {"n": 400}
+
+
 def test_if_match_across_processes_exactly_one_wins(pair: list[ServerProcess]) -> None:
     one, two = clients(pair)
     version = one.get("/stores/counter").json()["version"]
@@ -430,3 +461,33 @@ def test_hub_replays_from_the_backend_what_its_log_never_saw() -> None:
         ]
         assert hub.replay(copy, 3) == []
         assert hub.replay(copy, 7) is None
+
+
+def test_a_sync_action_that_loses_the_race_runs_again_on_the_fresh_state() -> None:
+    from statekit.backends import MemoryBackend
+    from statekit.server._actions import Exposed
+    from statekit.server._errors import ApiError
+
+    backend = MemoryBackend()
+    app = backend.attach(sk.new_app_scope())
+    counter = sk.Store({"n": 0}, name="counter")
+    seen: list[int] = []
+
+    def bump() -> int:
+        seen.append(counter.get("n"))
+        if len(seen) == 1:  # another process commits while this one runs
+            op = {"op": "replace", "path": "/n", "value": 10}
+            backend._write("app:app", "counter", [op], None, initial='{"n": 0}', ttl=None)
+        return int(counter.update("n", lambda n: n + 1))
+
+    def refuse() -> None:
+        raise sk.VersionConflict("the action's own answer")
+
+    with app:
+        counter.get("n")
+        assert asyncio.run(Exposed(counter, bump).call({})) == 11
+        assert seen == [0, 10]  # the second run saw the other process's commit
+        assert (counter.get("n"), counter.version) == (11, 2)
+        with pytest.raises(ApiError, match="own answer"):
+            asyncio.run(Exposed(counter, refuse).call({}))
+    assert backend.load("app:app", "counter") == (2, {"n": 11})

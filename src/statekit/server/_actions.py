@@ -6,7 +6,11 @@ model built once (unknown or missing arguments, wrong types: ``422
 invalid_arguments`` naming the argument, never echoing the value). A sync
 action runs in a worker thread inside one transaction of its store: all of
 its writes to that store are one version and one event, and when it raises
-they are all rolled back. An async action cannot hold a transaction across
+they are all rolled back. With a backend shared by several processes, a
+sync action whose transaction loses the race to commit (another process
+committed to that store first: nothing of it was written) runs again on the
+fresh state, as ``update(fn)`` does, so keep it free of effects outside the
+stores. An async action cannot hold a transaction across
 ``await`` (other requests would wait on it), so each of its writes is its own
 version.
 
@@ -39,10 +43,12 @@ import pydantic
 from .. import _patch
 from .._action import AsyncAction
 from .._store import Store
+from ..exceptions import VersionConflict
 from ._errors import ApiError
 
 __all__ = ["Exposed", "describe_errors"]
 
+_RUNS = 100  # how often a sync action may run when its commits keep losing races
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -143,9 +149,23 @@ class Exposed:
             raise ApiError(422, "action_failed", f"{self.where()} failed: {_said(exc)}") from None
 
     def _run_sync(self, kwargs: dict[str, Any]) -> Any:
-        with self.store.transaction():
-            # Checked inside the transaction: a result that is not JSON rolls the writes back.
-            return _json_result(self.fn(**kwargs))
+        runs = 0
+        while True:
+            runs += 1
+            ran = False
+            try:
+                with self.store.transaction():
+                    # Checked inside the transaction: a result that is not JSON
+                    # rolls the writes back.
+                    result = _json_result(self.fn(**kwargs))
+                    ran = True
+                return result
+            except VersionConflict:
+                # Raised by the block's commit (the backend moved on; nothing
+                # was written and the copy is current now): run it again. One
+                # the action raised itself is its answer.
+                if not ran or runs >= _RUNS:
+                    raise
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
