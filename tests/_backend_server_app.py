@@ -30,6 +30,11 @@ def bump_sync() -> int:
     return int(counter.update("n", lambda n: n + 1))
 
 
+def pid() -> int:
+    """Which process answered (``uvicorn --workers N`` runs N of them)."""
+    return os.getpid()
+
+
 def identify(request: Request) -> str | None:
     return request.headers.get("x-test-user") or None
 
@@ -39,7 +44,7 @@ options = {"prefix": os.environ["SK_TEST_PREFIX"]} if url.startswith("redis") el
 app = SyncServer(
     [counter, log, todos, draft],
     identify=identify,
-    actions={"counter": [bump, bump_sync]},
+    actions={"counter": [bump, bump_sync, pid]},
     limits=Limits(rate=None),
     backend=backend_from_url(url, **options),
     app=sk.new_app_scope(),

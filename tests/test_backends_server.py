@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,12 +34,13 @@ TESTS = str(Path(__file__).parent)
 SRC = str(Path(__file__).parents[1] / "src")
 SECRET = "backend test secret, not for production"
 WRITE = {"X-Statekit": "1", "Content-Type": "application/json-patch+json"}
+CALL = {"X-Statekit": "1", "Content-Type": "application/json"}
 
 
 class ServerProcess:
-    """``uvicorn _backend_server_app:app`` in its own process, on a free port."""
+    """``uvicorn _backend_server_app:app`` in its own process (group), on a free port."""
 
-    def __init__(self, backend: str, prefix: str) -> None:
+    def __init__(self, backend: str, prefix: str, *options: str) -> None:
         self.port = free_port()
         env = dict(
             os.environ,
@@ -61,10 +63,12 @@ class ServerProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *options,
             ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its own group: --workers children go with it
         )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -79,8 +83,8 @@ class ServerProcess:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
 
@@ -352,7 +356,6 @@ def test_400_concurrent_writers_over_two_server_processes_end_exact(
 ) -> None:
     one, _ = clients(pair)
     cookie = one.cookies[SESSION_COOKIE]
-    call = {"X-Statekit": "1", "Content-Type": "application/json"}
 
     async def crowd(server: ServerProcess, count: int) -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=count)
@@ -360,7 +363,7 @@ def test_400_concurrent_writers_over_two_server_processes_end_exact(
             c.cookies.set(SESSION_COOKIE, cookie)
             path = f"/stores/counter/actions/{action}"
             return await asyncio.gather(
-                *(c.post(path, json={}, headers=call) for _ in range(count))
+                *(c.post(path, json={}, headers=CALL) for _ in range(count))
             )
 
     async def both() -> list[list[httpx.Response]]:
@@ -374,6 +377,31 @@ def test_400_concurrent_writers_over_two_server_processes_end_exact(
     for server in pair:
         with httpx.Client(base_url=server.url, timeout=10) as c:
             assert c.get("/stores/counter").json()["value"] == {"n": 400}
+
+
+def test_uvicorn_workers_share_one_state(tmp_path: Path) -> None:
+    """The README's ``uvicorn app:server --workers N``: connections land on either
+    worker, and a stream held by one sees the writes served by the other."""
+    url, prefix = redis_url(), new_prefix()
+    server = ServerProcess(url, prefix, "--workers", "2")
+    try:
+        one, _ = clients([server, server])
+        with stream_client([server], 0, one) as two, Events(two, "/events?store=log") as events:
+            snapshot = opened(events)
+            pids: set[int] = set()
+            expected: list[str] = []
+            deadline = time.monotonic() + 30
+            while len(pids) < 2:  # a fresh connection each time: the kernel picks a worker
+                assert time.monotonic() < deadline, f"one worker answered everything: {pids}"
+                with httpx.Client(base_url=server.url, timeout=10, cookies=one.cookies) as c:
+                    r = c.post("/stores/counter/actions/pid", json={}, headers=CALL)
+                    pids.add(r.json()["result"])
+                    expected.append(f"via {r.json()['result']}")
+                    version = add_id(c, expected[-1])
+            assert replayed(snapshot, patches_until(events, version)) == {"ids": expected}
+    finally:
+        server.stop()
+        cleanup_prefix(url, prefix)
 
 
 def test_if_match_across_processes_exactly_one_wins(pair: list[ServerProcess]) -> None:
