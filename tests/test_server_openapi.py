@@ -13,6 +13,7 @@ were sent.
 from __future__ import annotations
 
 import http.cookiejar
+import re
 from typing import Any
 
 import httpx
@@ -54,6 +55,7 @@ from statekit.server import SESSION_COOKIE, TAB_HEADER, Limits, SyncServer
 # Examples per operation and generation mode; operations with few possible
 # inputs (no parameters) stop early, so the total is asserted, not assumed.
 EXAMPLES = {schemathesis.GenerationMode.POSITIVE: 50, schemathesis.GenerationMode.NEGATIVE: 30}
+NEGATIVE_STATUSES = ["400", "401", "403", "404", "412", "413", "415", "422", "429"]
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -97,9 +99,16 @@ def test_document_follows_the_configuration() -> None:
     paths = doc["paths"]
     assert "/session/tab" in paths
     patch = paths["/stores/counter"]["patch"]
-    assert patch["requestBody"]["content"]["application/json-patch+json"]["schema"]["maxItems"] == 7
+    body = patch["requestBody"]["content"]["application/json-patch+json"]["schema"]
+    assert body["maxItems"] == 7
     assert "429" in patch["responses"] and "429" in paths["/client.js"]["get"]["responses"]
     assert "X-Statekit-Tab" in {p["name"] for p in patch["parameters"]}
+    # Writes are described as the server checks them: under the writable pointers only.
+    ops = {v["properties"]["op"]["const"]: v for v in body["items"]["oneOf"]}
+    write = re.compile(ops["add"]["properties"]["path"]["pattern"])
+    assert write.match("/n") and write.match("/n/x") and not write.match("/locked")
+    assert not write.match("/nx") and not write.match("/n~2")
+    assert re.match(ops["test"]["properties"]["path"]["pattern"], "/locked")  # reads anywhere
     # The store with a pydantic schema describes its snapshot with it.
     snapshot = paths["/stores/profile"]["get"]["responses"]["200"]["content"]["application/json"]
     value = snapshot["schema"]["properties"]["value"]
@@ -171,7 +180,15 @@ def test_schemathesis_finds_no_5xx_and_no_mismatch() -> None:
     server = fuzz_server()
     openapi_spec_validator.validate(server.openapi())
     with running(server) as url:
-        config = schemathesis.Config.from_dict({"max-stream-events": 1, "request-timeout": 5})
+        config = schemathesis.Config.from_dict(
+            {
+                "max-stream-events": 1,
+                "request-timeout": 5,
+                # Invalid requests the server refuses with the status RFC 9110 gives:
+                # a malformed If-Match is 412, too many ops 413.
+                "checks": {"negative_data_rejection": {"expected-statuses": NEGATIVE_STATUSES}},
+            }
+        )
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
         cookie = requests.get(f"{url}/stores", timeout=10).cookies[SESSION_COOKIE]
         tab = requests.post(

@@ -37,7 +37,7 @@ import inspect
 import json
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pydantic
 
@@ -58,15 +58,25 @@ _ETAG = {
     "description": 'The store\'s version in quotes, `"<version>"`',
     "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
 }
-_POINTER = {"type": "string", "pattern": "^(/.*)?$", "description": "an RFC 6901 JSON Pointer"}
-_OP_VALUE: dict[str, Any] = {}  # any JSON value
-# RFC 6902: the members each op takes.
-_OP_SHAPES = {
-    ("add", "replace", "test"): {"path": _POINTER, "value": _OP_VALUE},
-    ("remove",): {"path": _POINTER},
-    ("move", "copy"): {"from": _POINTER, "path": _POINTER},
+# RFC 6901: "" or "/"-prefixed tokens, where "~" only starts "~0" or "~1".
+_POINTER = {
+    "type": "string",
+    "pattern": "^(/([^~/]|~[01])*)*$",
+    "description": "an RFC 6901 JSON Pointer",
 }
+_OP_VALUE: dict[str, Any] = {}  # any JSON value
 
+
+class _Codes(NamedTuple):
+    """Error codes (and parameters) that many operations share, given the configuration."""
+
+    who: list[str]  # any request that identifies the caller
+    write: list[str]  # any mutation
+    body: list[str]  # any request with a JSON body
+    tab: list[dict[str, Any]]  # the tab-token header parameter, when per-tab sessions are on
+
+
+_PREFIXES = 16  # mount prefixes cached per server
 _cache: weakref.WeakKeyDictionary[SyncServer, tuple[Any, dict[str, tuple[bytes, str]]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -93,6 +103,8 @@ def document(server: SyncServer, root_path: str = "") -> tuple[bytes, str]:
         _cache[server] = cached
     found = cached[1].get(root_path)
     if found is None:
+        if len(cached[1]) >= _PREFIXES:
+            cached[1].clear()  # prefixes come from the deployment, so this is rare
         body = json.dumps(build(server, root_path), separators=(",", ":")).encode()
         found = (body, '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
         cached[1][root_path] = found
@@ -118,7 +130,6 @@ def build(server: SyncServer, root_path: str = "") -> dict[str, Any]:
     if server.limits.body is not None:
         body.append("body_too_large")
     tab = [_tab_header()] if server.session_per_tab else []
-    store_names = list(server.stores)
     paths: dict[str, Any] = {
         "/stores": {
             "get": _operation(
@@ -131,117 +142,10 @@ def build(server: SyncServer, root_path: str = "") -> dict[str, Any]:
             )
         }
     }
+    codes = _Codes(who, write, body, tab)
     for name, store in server.stores.items():
-        owned = ["unknown_store"] if store.scope == "user" else []
-        value = _value_schema(store, components)
-        patch_codes = [*write, *body, *owned, "invalid_patch", "not_writable", "version_mismatch"]
-        patch_codes += ["test_failed", "path_not_found"]
-        if server.limits.ops is not None:
-            patch_codes.append("too_many_ops")
-        if getattr(store, "_schema", None) is not None:
-            patch_codes.append("validation_failed")
-        paths[f"/stores/{name}"] = {
-            "get": _operation(
-                f"getStore_{name}",
-                f"Snapshot of store {name!r} ({store.scope} scope)",
-                [*who, *owned],
-                {
-                    **_json_response(
-                        "The snapshot; `ETag` is its version",
-                        _object({"name": {"const": name}, "version": _VERSION, "value": value}),
-                        {"ETag": _ETAG},
-                    ),
-                    "304": {
-                        "description": "Unchanged since `If-None-Match`",
-                        "headers": {"ETag": _ETAG},
-                    },
-                },
-                parameters=[*tab, _header("If-None-Match", False, {"type": "string"})],
-                session="optional",
-            ),
-            "patch": _operation(
-                f"patchStore_{name}",
-                f"Apply an RFC 6902 JSON Patch to store {name!r}, atomically; writable: "
-                + (", ".join(repr(p) for p in store.writable) or "nothing"),
-                patch_codes,
-                _json_response("The new version", _object({"version": _VERSION}), {"ETag": _ETAG}),
-                parameters=[
-                    *tab,
-                    _statekit_header(),
-                    _header(
-                        "If-Match",
-                        False,
-                        {"type": "string", "pattern": '^(\\*|(W/)?"[0-9]+")$'},
-                        'Apply only at this version (`"<version>"`, the snapshot\'s ETag)',
-                    ),
-                ],
-                request_body=(
-                    "application/json-patch+json",
-                    _patch_schema(server.limits.ops),
-                ),
-            ),
-        }
-        for label, exposed in server.actions[name].items():
-            paths[f"/stores/{name}/actions/{label}"] = {
-                "post": _operation(
-                    f"action_{name}_{label}",
-                    f"Call action {label!r} of store {name!r} with keyword arguments",
-                    [*write, *body, *owned, "invalid_arguments", "action_failed"],
-                    _json_response(
-                        "The store's version after the call and the action's result",
-                        _object(
-                            {"version": _VERSION, "result": _result_schema(exposed, components)}
-                        ),
-                        {"ETag": _ETAG},
-                    ),
-                    parameters=[*tab, _statekit_header()],
-                    request_body=(_JSON, _hoist(exposed.schema(), f"{name}.{label}", components)),
-                ),
-            }
-    events_params = [
-        {
-            "name": "store",
-            "in": "query",
-            "required": True,
-            "style": "form",
-            "explode": True,
-            "schema": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "enum": store_names},
-            },
-            "description": "The stores to stream (repeat the parameter for several)",
-        },
-        {
-            "name": "last_event_id",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "Resume after this event id (`a=3,b=7`), like `Last-Event-ID`",
-        },
-        _header("Last-Event-ID", False, {"type": "string"}, "The last event id received"),
-    ]
-    if server.session_per_tab:
-        events_params.append(
-            {"name": "tab", "in": "query", "required": False, "schema": {"type": "string"}}
-        )
-    user_stores = any(store.scope == "user" for store in server.stores.values())
-    paths["/events"] = {
-        "get": _operation(
-            "events",
-            "Server-Sent Events: `snapshot` and `patch` events of the named stores "
-            "(docs/sync-protocol.md), resumable with `Last-Event-ID`",
-            [*who, "invalid_query", *(["unknown_store"] if user_stores else [])],
-            {
-                "200": {
-                    "description": "An endless event stream; the schema is one event's",
-                    "content": {"text/event-stream": {"schema": _event_schema(store_names)}},
-                }
-            },
-            parameters=[*events_params],
-            session="optional",
-        )
-    }
+        paths.update(_store_paths(server, name, store, codes, components))
+    paths["/events"] = {"get": _events_operation(server, codes)}
     if server.session_per_tab:
         paths["/session/tab"] = {
             "post": _operation(
@@ -299,6 +203,130 @@ def build(server: SyncServer, root_path: str = "") -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ pieces
+
+
+def _store_paths(
+    server: SyncServer,
+    name: str,
+    store: Store,
+    codes: _Codes,
+    components: dict[str, Any],
+) -> dict[str, Any]:
+    """The snapshot GET, the PATCH and the actions of one store."""
+    who, write, body, tab = codes.who, codes.write, codes.body, codes.tab
+    owned = ["unknown_store"] if store.scope == "user" else []
+    value = _value_schema(store, components)
+    patch_codes = [*write, *body, *owned, "invalid_patch", "not_writable", "version_mismatch"]
+    patch_codes += ["test_failed", "path_not_found"]
+    if server.limits.ops is not None:
+        patch_codes.append("too_many_ops")
+    if getattr(store, "_schema", None) is not None:
+        patch_codes.append("validation_failed")
+    paths: dict[str, Any] = {}
+    paths[f"/stores/{name}"] = {
+        "get": _operation(
+            f"getStore_{name}",
+            f"Snapshot of store {name!r} ({store.scope} scope)",
+            [*who, *owned],
+            {
+                **_json_response(
+                    "The snapshot; `ETag` is its version",
+                    _object({"name": {"const": name}, "version": _VERSION, "value": value}),
+                    {"ETag": _ETAG},
+                ),
+                "304": {
+                    "description": "Unchanged since `If-None-Match`",
+                    "headers": {"ETag": _ETAG},
+                },
+            },
+            parameters=[*tab, _header("If-None-Match", False, {"type": "string"})],
+            session="optional",
+        ),
+        "patch": _operation(
+            f"patchStore_{name}",
+            f"Apply an RFC 6902 JSON Patch to store {name!r}, atomically; writable: "
+            + (", ".join(repr(p) for p in store.writable) or "nothing"),
+            patch_codes,
+            _json_response("The new version", _object({"version": _VERSION}), {"ETag": _ETAG}),
+            parameters=[
+                *tab,
+                _statekit_header(),
+                _header(
+                    "If-Match",
+                    False,
+                    {"type": "string", "pattern": '^(\\*|(W/)?"[0-9]+")$'},
+                    'Apply only at this version (`"<version>"`, the snapshot\'s ETag)',
+                ),
+            ],
+            request_body=(
+                "application/json-patch+json",
+                _patch_schema(server.limits.ops, store.writable),
+            ),
+        ),
+    }
+    for label, exposed in server.actions[name].items():
+        paths[f"/stores/{name}/actions/{label}"] = {
+            "post": _operation(
+                f"action_{name}_{label}",
+                f"Call action {label!r} of store {name!r} with keyword arguments",
+                [*write, *body, *owned, "invalid_arguments", "action_failed"],
+                _json_response(
+                    "The store's version after the call and the action's result",
+                    _object({"version": _VERSION, "result": _result_schema(exposed, components)}),
+                    {"ETag": _ETAG},
+                ),
+                parameters=[*tab, _statekit_header()],
+                request_body=(_JSON, _hoist(exposed.schema(), f"{name}.{label}", components)),
+            ),
+        }
+    return paths
+
+
+def _events_operation(server: SyncServer, codes: _Codes) -> dict[str, Any]:
+    """``GET P/events``: the stores to stream, resume, and the schema of one event."""
+    who, tab = codes.who, codes.tab
+    store_names = list(server.stores)
+    events_params = [
+        {
+            "name": "store",
+            "in": "query",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "schema": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": store_names},
+            },
+            "description": "The stores to stream (repeat the parameter for several)",
+        },
+        {
+            "name": "last_event_id",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Resume after this event id (`a=3,b=7`), like `Last-Event-ID`",
+        },
+        _header("Last-Event-ID", False, {"type": "string"}, "The last event id received"),
+    ]
+    if tab:
+        # The stream takes the token as a header or (for EventSource) in the query.
+        events_params += [*tab, {"name": "tab", "in": "query", "schema": {"type": "string"}}]
+    user_stores = any(store.scope == "user" for store in server.stores.values())
+    return _operation(
+        "events",
+        "Server-Sent Events: `snapshot` and `patch` events of the named stores "
+        "(docs/sync-protocol.md), resumable with `Last-Event-ID`",
+        [*who, "invalid_query", *(["unknown_store"] if user_stores else [])],
+        {
+            "200": {
+                "description": "An endless event stream; the schema is one event's",
+                "content": {"text/event-stream": {"schema": _event_schema(store_names)}},
+            }
+        },
+        parameters=[*events_params],
+        session="optional",
+    )
 
 
 def _operation(
@@ -394,14 +422,40 @@ def _listing_schema() -> dict[str, Any]:
     return _object({"stores": {"type": "array", "items": store}})
 
 
-def _patch_schema(max_ops: int | None) -> dict[str, Any]:
-    variants = []
-    for names, members in _OP_SHAPES.items():
-        variants.append(_object({"op": {"type": "string", "enum": list(names)}, **members}))
+def _patch_schema(max_ops: int | None, writable: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """An array of RFC 6902 ops; ``writable``: the pointers clients may write under.
+
+    As the server checks: ``test`` and the ``from`` of ``copy`` read anywhere;
+    every other ``path`` (and the ``from`` of ``move``, which removes) writes.
+    """
+    anywhere = _POINTER
+    if writable is None or "" in writable:
+        writes = anywhere
+    else:
+        under = "|".join(_regex_escape(pointer) for pointer in writable)
+        writes = {**_POINTER, "pattern": f"^({under})(/([^~/]|~[01])*)*$"}
+    shapes: list[tuple[str, dict[str, Any], bool]] = [
+        ("test", {"path": anywhere, "value": _OP_VALUE}, False),
+        ("add", {"path": writes, "value": _OP_VALUE}, True),
+        ("replace", {"path": writes, "value": _OP_VALUE}, True),
+        ("remove", {"path": writes}, True),
+        ("move", {"from": writes, "path": writes}, True),
+        ("copy", {"from": anywhere, "path": writes}, True),
+    ]
+    variants = [
+        _object({"op": {"const": name}, **members})
+        for name, members, writes_something in shapes
+        if not (writes_something and writable == ())
+    ]
     schema: dict[str, Any] = {"type": "array", "items": {"oneOf": variants}}
     if max_ops is not None:
         schema["maxItems"] = max_ops
     return schema
+
+
+def _regex_escape(text: str) -> str:
+    """``text`` as a literal in a pattern that is both ECMA-262 and Python ``re``."""
+    return "".join("\\" + c if c in "\\.^$*+?()[]{}|" else c for c in text)
 
 
 def _event_schema(store_names: list[str]) -> dict[str, Any]:
