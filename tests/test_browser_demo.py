@@ -14,7 +14,9 @@ form in their own browser context. Checked:
 - a cut event stream resumes without loss or duplicates: once by closing the
   client's stream while the other tab writes, once by restarting the server
   process while the other user writes (the stream blocked meanwhile), both
-  times by replay from the last event id, not by a new snapshot.
+  times by replay from the last event id, not by a new snapshot;
+- logging out in the page leaves a visitor's page, and logging in again
+  brings the user's list back.
 
 Screenshots go to ``tests/artifacts/`` (``$STATEKIT_ARTIFACTS``), as
 ``demo-*.png``.
@@ -302,3 +304,26 @@ def test_a_server_restart_resumes_the_stream_without_loss(
     )
     assert titles(bob.page) == ["bob: buy bread"]
     shot(bob.page, "restart-bob-resumed")
+
+
+def test_logging_out_and_in_again_in_the_page(browser: Any, server: Running) -> None:  # noqa: F811
+    carol = User(browser, server.url, "carol")
+    try:
+        add_todo(carol.page, "carol: kept for carol")
+        with carol.page.expect_navigation():
+            carol.page.click("text=log out")
+        ready(carol.page)
+        assert carol.page.query_selector("ul.todos") is None  # a visitor's page has no list
+        assert carol.page.is_visible("input[name=name]")
+        assert "sk_demo_user" not in {c["name"] for c in carol.context.cookies()}
+        carol.page.fill("input[name=name]", "carol")
+        with carol.page.expect_navigation():
+            carol.page.click("#todos form button")
+        ready(carol.page)
+        carol.page.wait_for_function(
+            "() => document.querySelectorAll('ul.todos li').length === 1", timeout=WAIT
+        )
+        assert titles(carol.page) == ["carol: kept for carol"]
+        assert carol.errors == []
+    finally:
+        carol.context.close()
