@@ -76,13 +76,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------- the servers
 
 
-def statekit_app(backend: str | None) -> Any:
+def statekit_app(backend: str | None, interval: float | None = None) -> Any:
     import statekit as sk
     from statekit.server import Limits, SyncServer
 
     draft = sk.Store({"n": 0}, name="draft", scope="session", writable=["/n"])
     shared = sk.Store({"n": 0}, name="shared", writable=["/n"])
-    return SyncServer([draft, shared], secret=SECRET, limits=Limits(rate=None), backend=backend)
+    extra: dict[str, Any] = {} if interval is None else {"event_interval": interval}
+    return SyncServer(
+        [draft, shared], secret=SECRET, limits=Limits(rate=None), backend=backend, **extra
+    )
 
 
 def htealeaf_app() -> Any:
@@ -99,12 +102,14 @@ def htealeaf_app() -> Any:
     return app
 
 
-def serve(variant: str, port: int, backend: str | None, profile: str | None) -> None:
+def serve(
+    variant: str, port: int, backend: str | None, profile: str | None, interval: float | None
+) -> None:
     import signal
 
     import uvicorn
 
-    app = statekit_app(backend) if variant == "statekit" else htealeaf_app()
+    app = statekit_app(backend, interval) if variant == "statekit" else htealeaf_app()
     profiler = None
     if profile:
         import cProfile
@@ -354,9 +359,10 @@ async def htealeaf_client(port: int, store: str) -> str:
     return cookie_of(headers)
 
 
-def cpu_of(pid: int) -> float:
+def cpu_of(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -403,7 +409,8 @@ async def run_round(
         await asyncio.sleep(keep - time.perf_counter())
         server0, client0 = cpu_of(pid), time.process_time()
         await asyncio.sleep(until - time.perf_counter())
-        return cpu_of(pid) - server0, time.process_time() - client0
+        server1 = cpu_of(pid)
+        return (server1[0] - server0[0], server1[1] - server0[1]), time.process_time() - client0
 
     jobs = [
         w.run(start + random.random() / max(w.rate, 1.0), until, keep, variant == "statekit")
@@ -424,7 +431,8 @@ async def run_round(
     result["errors"] = (
         errors + result["errors"] + await _check_final(variant, port, store, cookies, writers)
     )
-    result["server_cpu_s"] = server_cpu
+    result["server_cpu_s"] = server_cpu[0] + server_cpu[1]
+    result["server_sys_s"] = server_cpu[1]
     result["client_cpu_s"] = client_cpu
     for w in writers:
         for c in w.conns:
@@ -585,6 +593,8 @@ def _merge(rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "write_p50_ms": med("write_p50_ms"),
         "write_p99_ms": med("write_p99_ms"),
         "server_us_per_patch": 1e6 * sum(r["server_cpu_s"] for r in rounds) / max(patches, 1),
+        "server_sys_share": sum(r["server_sys_s"] for r in rounds)
+        / max(sum(r["server_cpu_s"] for r in rounds), 1e-9),
         "server_cpu_share": sum(r["server_cpu_s"] for r in rounds) / (seconds * len(rounds)),
         "client_cpu_share": sum(r["client_cpu_s"] for r in rounds) / (seconds * len(rounds)),
         "errors": [e for r in rounds for e in r["errors"]],
@@ -607,7 +617,7 @@ def report(spec: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     print(f"load average after: {load_avg[0]:.1f} (1 min), {load_avg[1]:.1f} (5 min)")
     header = (
         f"{'scenario':<13}{'server':<18}{'patches/s':>10}{'deliv/s':>10}{'events':>8}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'wr p50':>8}{'wr p99':>8}{'srv µs/p':>9}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'wr p50':>8}{'wr p99':>8}{'srv µs/p':>9}{'(sys)':>6}"
         f"{'srv cpu':>8}{'load cpu':>9}"
     )
     print(header)
@@ -621,13 +631,14 @@ def report(spec: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
             f"{(row['events'] if push else 0):>8,}"
             f"{_fmt(row['p50_ms'], '.2f'):>8}{_fmt(row['p99_ms'], '.2f'):>8}"
             f"{_fmt(row['write_p50_ms'], '.2f'):>8}{_fmt(row['write_p99_ms'], '.2f'):>8}"
-            f"{row['server_us_per_patch']:>9.0f}{row['server_cpu_share']:>8.0%}"
+            f"{row['server_us_per_patch']:>9.0f}{row['server_sys_share']:>6.0%}"
+            f"{row['server_cpu_share']:>8.0%}"
             f"{row['client_cpu_share']:>9.0%}"
         )
     print(
         "patches/s: write requests answered per second; deliv/s: patch deliveries per second "
         "(x subscribers in (b)); events: SSE patch events sent (coalescing); p50/p99: write to "
-        "receipt on the SSE stream; wr: PATCH response time; srv µs/p: server CPU per patch; "
+        "receipt on the SSE stream; wr: PATCH response time; srv µs/p: server CPU per patch (sys: the kernel's share of it); "
         "cpu: share of one core."
     )
     print("htealeaf has no push: its row is its write requests only.")
@@ -670,6 +681,11 @@ def main() -> None:
     parser.add_argument(
         "--backend", help="also run statekit with this backend URL (memory://, redis://...)"
     )
+    parser.add_argument(
+        "--event-interval",
+        type=float,
+        help="SyncServer(event_interval=...) seconds (default: the server's default)",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the statekit server to FILE")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
@@ -680,7 +696,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         backend = None if args.serve[2] == "-" else args.serve[2]
-        serve(args.serve[0], int(args.serve[1]), backend, args.profile)
+        serve(args.serve[0], int(args.serve[1]), backend, args.profile, args.event_interval)
         return
     if args.load:
         print(json.dumps(asyncio.run(load(json.loads(args.load)))))
@@ -698,6 +714,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--serve", variant, str(port), backend or "-"]
             if args.profile and name == "statekit":
                 cmd += ["--profile", args.profile]
+            if args.event_interval is not None:
+                cmd += ["--event-interval", str(args.event_interval)]
             proc = subprocess.Popen(cmd)
             procs.append(proc)
             _wait_until_up(port, proc)

@@ -90,7 +90,10 @@ class SyncServer:
     logged-in users. ``session_per_tab`` gives each browser tab its own
     session scope. ``allowed_origins`` are other origins allowed to write.
     ``limits``: see :class:`~statekit.server.Limits`. ``heartbeat``: seconds
-    between ``: ping`` comments on event streams. ``log_size``: commits kept
+    between ``: ping`` comments on event streams. ``event_interval``: the
+    least seconds between two events of one stream (the first commit after a
+    quiet spell goes out at once; commits in the interval go out together as
+    one event; 0 sends each as soon as the stream runs). ``log_size``: commits kept
     per store copy for replay. ``backend``: a :class:`statekit.backends.Backend`
     or its URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``) that
     the store copies live in, so that several server processes share them;
@@ -122,6 +125,7 @@ class SyncServer:
         allowed_origins: Iterable[str] = (),
         limits: Limits | None = None,
         heartbeat: float = 15.0,
+        event_interval: float = 0.01,
         log_size: int = 1000,
         actions: Mapping[str, Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]]
         | None = None,
@@ -168,6 +172,9 @@ class SyncServer:
         if heartbeat <= 0:
             raise ValueError("heartbeat is a number of seconds > 0")
         self.heartbeat = float(heartbeat)
+        if event_interval < 0:
+            raise ValueError("event_interval is a number of seconds >= 0")
+        self.event_interval = float(event_interval)
         self.app_scope = app if app is not None else app_scope()
         #: Where the store copies live (``None``: in this process only).
         self.backend: Backend | None = None
@@ -466,7 +473,9 @@ class SyncServer:
         resume = parse_last_event_id(
             call.request.headers.get("last-event-id") or query.get("last_event_id")
         )
-        return EventStream(self.hub, copies, resume, self.heartbeat, self._streams)
+        return EventStream(
+            self.hub, copies, resume, self.heartbeat, self._streams, interval=self.event_interval
+        )
 
     async def _tab(self, call: _Call) -> Response:
         if not self.session_per_tab:

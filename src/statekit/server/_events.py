@@ -3,9 +3,14 @@
 One stream serves one or more store copies of one identity. The stream is a
 small state machine driven by wake-ups:
 
-- The hub calls the stream's ``notify(copy)`` after each commit, from the
-  committing thread; the stream marks the copy *dirty* (on its own event
-  loop) and wakes. Several commits before the stream runs are one wake-up.
+- A stream with nothing to send *arms* itself on its copies
+  (:meth:`Hub.wait_for <statekit.server._hub.Hub.wait_for>`): the next
+  commit of one of them calls the stream's ``notify(copy)`` once, from the
+  committing thread, and the stream wakes on its own event loop. Several
+  commits before the stream runs are one wake-up, and a commit costs nothing
+  for streams that are not armed (busy sending, or waiting out the
+  interval below): a commit's cost does not grow with the subscribers that
+  already have news to send.
 - When it runs, it sends, per dirty copy, one ``patch`` event from the
   version it last sent (``base``) to the newest logged one, with the ops of
   every commit in between: coalescing is what keeps one slow or busy client
@@ -14,6 +19,12 @@ small state machine driven by wake-ups:
   subscriber (:meth:`~statekit.server._hub.Copy.patch_data`).
 - When the log no longer reaches back to the version sent, it sends a
   ``snapshot`` instead.
+- After an event, a stream waits ``interval`` seconds before its next one:
+  the first commit after a quiet spell goes out at once, and under a
+  sustained stream of commits each subscriber gets at most one event per
+  interval carrying all of them. This is what keeps one writer's many small
+  commits to a store with many subscribers from costing a socket write per
+  commit per subscriber.
 - With nothing to send for ``heartbeat`` seconds it sends ``: ping``.
 
 A stream ends when the client goes away (``http.disconnect``), when
@@ -81,6 +92,8 @@ class EventStream(Response):
         resume: Mapping[str, int],
         heartbeat: float,
         registry: weakref.WeakSet[EventStream],
+        *,
+        interval: float = 0.0,
     ) -> None:
         super().__init__(
             None,
@@ -94,18 +107,22 @@ class EventStream(Response):
         self.copies = list(copies)
         self.resume = dict(resume)
         self.heartbeat = heartbeat
+        self.interval = interval
         self.sent: dict[Copy, int] = {}
-        self.dirty: dict[Copy, None] = {}
+        self.woken = False  # an armed copy committed since the stream last looked
         self.closed = False
+        self._holding = False  # waiting out the interval: a wake-up only marks woken
         self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
         self._registry = registry
+        self._key = 0
+        self._wake: dict[Copy, Callable[[], None]] = {}
 
     # ------------------------------------------------------------ wake-ups
 
     def notify(self, copy: Copy) -> None:
-        """Called by the hub after a commit, from any thread."""
+        """Called by the hub after a commit of an armed copy, from any thread."""
         loop = self._loop
         if loop is None:
             return
@@ -117,7 +134,9 @@ class EventStream(Response):
 
     def _mark(self, copy: Copy | None) -> None:
         if copy is not None:
-            self.dirty[copy] = None
+            self.woken = True
+            if self._holding:
+                return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -133,9 +152,28 @@ class EventStream(Response):
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._mark, None)
 
+    def _arm(self) -> bool:
+        """Arm on every copy; True if one already has news (then there is nothing to wait for)."""
+        ahead = False
+        for copy in self.copies:
+            if self.hub.wait_for(copy, self._key, self.sent[copy], self._wake[copy]):
+                ahead = True
+        return ahead
+
     async def _wait(self, timeout: float) -> None:
-        if self.dirty or self.closed:
+        if self.woken or self.closed:
             return
+        await self._sleep(timeout)
+
+    async def _hold(self, seconds: float) -> None:
+        """Wait out the rest of the interval; only :meth:`close` ends it early."""
+        self._holding = True
+        try:
+            await self._sleep(seconds)
+        finally:
+            self._holding = False
+
+    async def _sleep(self, timeout: float) -> None:
         assert self._loop is not None
         waiter = self._loop.create_future()
         self._waiter = waiter
@@ -166,8 +204,7 @@ class EventStream(Response):
         if not entries:
             return None
         version = entries[-1][0]
-        ops = entries[0][1] if len(entries) == 1 else [op for _, ops in entries for op in ops]
-        data = copy.patch_data(base, version, ops)
+        data = copy.patch_data(base, version, _joined(entries))
         self.sent[copy] = version
         return f"event: patch\nid: {self._event_id()}\ndata: {data}\n\n"
 
@@ -187,10 +224,24 @@ class EventStream(Response):
             chunks.append(": resumed\n\n")  # the client is up to date; opens the stream at once
         return "".join(chunks)
 
-    def _pending(self) -> str:
-        dirty, self.dirty = self.dirty, {}
-        events = [event for copy in dirty if (event := self._catch_up(copy)) is not None]
-        return "".join(events)
+    def _pending(self) -> bytes:
+        """The events that bring the client up to date (empty when it is)."""
+        self.woken = False
+        if len(self.copies) == 1:
+            # One store: the event's bytes are the same for every such
+            # stream at this (base, version), encoded once by the copy.
+            copy = self.copies[0]
+            base = self.sent[copy]
+            entries = self.hub.replay(copy, base)
+            if entries is None:
+                return self._snapshot(copy).encode()
+            if not entries:
+                return b""
+            version = entries[-1][0]
+            self.sent[copy] = version
+            return copy.patch_event(base, version, _joined(entries))
+        events = [event for copy in self.copies if (event := self._catch_up(copy)) is not None]
+        return "".join(events).encode()
 
     # ------------------------------------------------------------ ASGI
 
@@ -198,25 +249,36 @@ class EventStream(Response):
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._registry.add(self)
-        offs = [self.hub.subscribe(copy, partial(self.notify, copy)) for copy in self.copies]
+        self._key = id(self)
+        self._wake = {copy: partial(self.notify, copy) for copy in self.copies}
         watcher = asyncio.ensure_future(self._watch(receive))
         closing = _closing_probe(receive)
         loop = self._loop
         try:
-            # Subscribed before the opening is read: no commit falls in between.
+            # The first arming compares each copy's log with the versions the
+            # opening sent: a commit in between is news, not lost.
             opening = self._opening()
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await _body(send, opening)
             ping_at = loop.time() + self.heartbeat
             while not self.closed:
-                await self._wait(max(0.0, min(_POLL, ping_at - loop.time())))
-                if self.closed or closing():
-                    break
-                if self.dirty:
-                    text = self._pending()
-                    if text:
-                        await _body(send, text)
+                news = self._arm()
+                if not news:
+                    await self._wait(max(0.0, min(_POLL, ping_at - loop.time())))
+                    if self.closed or closing():
+                        break
+                    news = self.woken
+                if news:
+                    data = self._pending()
+                    if data:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
                         ping_at = loop.time() + self.heartbeat
+                        if self.interval:
+                            # Not armed meanwhile: commits in the interval cost
+                            # this stream nothing and go out together next.
+                            await self._hold(self.interval)
+                            if self.closed or closing():
+                                break
                         continue
                 if loop.time() >= ping_at:
                     await _body(send, ": ping\n\n")
@@ -227,8 +289,8 @@ class EventStream(Response):
             pass  # the client went away mid-write
         finally:
             self.closed = True
-            for off in offs:
-                off()
+            for copy in self.copies:
+                self.hub.disarm(copy, self._key)
             watcher.cancel()
             with contextlib.suppress(BaseException):
                 await watcher
@@ -241,6 +303,11 @@ class EventStream(Response):
             if message["type"] == "http.disconnect":
                 self.close()
                 return
+
+
+def _joined(entries: Sequence[tuple[int, Any]]) -> Any:
+    """The ops of consecutive commits as one list (applied in order: the same document)."""
+    return entries[0][1] if len(entries) == 1 else [op for _, ops in entries for op in ops]
 
 
 async def _body(send: Send, text: str) -> None:

@@ -19,6 +19,10 @@ stand behind later, is narrow:
   ``after``, or ``None`` when the log no longer reaches back.
 - ``subscribe(copy, wake) -> off``: ``wake()`` after each commit (from the
   committing thread; the subscriber marshals it to its own loop).
+- ``wait_for(copy, key, after, wake) -> bool``: ``True`` if the copy is
+  already past version ``after``; else ``wake()`` once, at the next commit
+  (``disarm(copy, key)`` takes it back). What event streams use: a commit
+  wakes only the streams waiting for news, not those with news pending.
 
 Example:
     >>> import statekit as sk
@@ -76,6 +80,7 @@ class Copy:
     __slots__ = (
         "__weakref__",
         "_state",
+        "armed",
         "cache",
         "floor",
         "lock",
@@ -92,8 +97,10 @@ class Copy:
         self.floor = state.version  # the log reaches back to here
         self.lock = threading.Lock()
         self.subscribers: dict[int, Callable[[], None]] = {}
-        # (base, version) -> encoded "patch" event data, shared by every subscriber.
-        self.cache: dict[tuple[int, int], str] = {}
+        self.armed: dict[int, Callable[[], None]] = {}  # one-shot: the next commit only
+        # (base, version) -> encoded "patch" event data, and the whole event as
+        # a one-store stream sends it: shared by every subscriber.
+        self.cache: dict[tuple[int, int], list[Any]] = {}
 
     @property
     def name(self) -> str:
@@ -113,6 +120,9 @@ class Copy:
                 return  # pragma: no cover - on_patch delivers each version once, in order
             self.log.append((version, ops))
             wakers = list(self.subscribers.values())
+            if self.armed:
+                wakers.extend(self.armed.values())
+                self.armed = {}
         for wake in wakers:
             wake()
 
@@ -121,19 +131,38 @@ class Copy:
         with self.lock:
             return self.log[-1][0] if self.log else self.floor
 
-    def patch_data(self, base: int, version: int, ops: Ops) -> str:
-        """The JSON of a ``patch`` event, encoded once for every subscriber."""
+    def _cached(self, base: int, version: int, ops: Ops) -> list[Any]:
         key = (base, version)
-        data = self.cache.get(key)
-        if data is None:
+        entry = self.cache.get(key)
+        if entry is None:
             data = (
                 f'{{"store":{encode(self.store.name)},"base":{base},'
                 f'"version":{version},"ops":{encode(ops)}}}'
             )
+            entry = [data, None]
             if len(self.cache) >= _CACHE:
                 self.cache.pop(next(iter(self.cache)))
-            self.cache[key] = data
+            self.cache[key] = entry
+        return entry
+
+    def patch_data(self, base: int, version: int, ops: Ops) -> str:
+        """The JSON of a ``patch`` event, encoded once for every subscriber."""
+        data: str = self._cached(base, version, ops)[0]
         return data
+
+    def patch_event(self, base: int, version: int, ops: Ops) -> bytes:
+        """The whole ``patch`` event of a stream of this store alone, encoded once.
+
+        Its id is ``name=version``, the same for every such stream, so the
+        bytes are shared too (a stream of several stores builds its own id).
+        """
+        entry = self._cached(base, version, ops)
+        event: bytes | None = entry[1]
+        if event is None:
+            event = entry[1] = (
+                f"event: patch\nid: {self.store.name}={version}\ndata: {entry[0]}\n\n".encode()
+            )
+        return event
 
 
 class Hub:
@@ -227,6 +256,26 @@ class Hub:
                 found.append(entry)
             found.reverse()
             return found
+
+    def wait_for(self, copy: Copy, key: int, after: int, wake: Callable[[], None]) -> bool:
+        """``True`` if ``copy`` is past version ``after``; else call ``wake()`` at its next commit.
+
+        One-shot: ``wake`` is called once, then forgotten (arm again to hear
+        the next). ``key`` names the waiter; arming twice with one key keeps
+        one waker. Checked and armed under the copy's lock, so no commit
+        falls between the check and the arming.
+        """
+        with copy.lock:
+            log = copy.log
+            if (log[-1][0] if log else copy.floor) > after:
+                return True
+            copy.armed[key] = wake
+            return False
+
+    def disarm(self, copy: Copy, key: int) -> None:
+        """Take back the waker armed under ``key`` (if it is still armed)."""
+        with copy.lock:
+            copy.armed.pop(key, None)
 
     def subscribe(self, copy: Copy, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake()`` after each commit of ``copy``; return ``off``."""
