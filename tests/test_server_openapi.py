@@ -7,7 +7,8 @@ cookie and tab token (and, for half of them, a logged-in user) so that they
 reach the real handlers rather than stopping at ``401``. Every response must be a status the
 document declares for that operation, with its content type, headers and
 body schema, and never a 5xx; the run fails if fewer than 1,000 requests
-were sent.
+were sent. A stateful run follows the document's links (an ``ETag`` becomes the
+next ``If-Match`` or ``If-None-Match``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def test_document_is_valid_openapi_and_lists_everything() -> None:
     assert "text/event-stream" in paths["/events"]["get"]["responses"]["200"]["content"]
     assert {"/stores", "/events", "/client.js", "/openapi.json"} <= set(paths)
     assert "/session/tab" not in paths  # per-tab sessions are off
+    # Links chain the versions: an ETag is the next write's If-Match.
+    link = paths["/stores/counter"]["get"]["responses"]["200"]["links"]["patchAtVersion"]
+    assert link["operationId"] == paths["/stores/counter"]["patch"]["operationId"]
+    assert link["parameters"] == {"header.If-Match": "$response.header.ETag"}
 
 
 def test_document_follows_the_configuration() -> None:
@@ -180,25 +185,7 @@ def test_schemathesis_finds_no_5xx_and_no_mismatch() -> None:
     server = fuzz_server()
     openapi_spec_validator.validate(server.openapi())
     with running(server) as url:
-        config = schemathesis.Config.from_dict(
-            {
-                "max-stream-events": 1,
-                "request-timeout": 5,
-                # Invalid requests the server refuses with the status RFC 9110 gives:
-                # a malformed If-Match is 412, too many ops 413.
-                "checks": {"negative_data_rejection": {"expected-statuses": NEGATIVE_STATUSES}},
-            }
-        )
-        schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
-        cookie = requests.get(f"{url}/stores", timeout=10).cookies[SESSION_COOKIE]
-        tab = requests.post(
-            f"{url}/session/tab",
-            headers={"X-Statekit": "1"},
-            cookies={SESSION_COOKIE: cookie},
-            timeout=10,
-        ).json()["tab"]
-        session = requests.Session()  # keep-alive, but no cookie jar: each request says who
-        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        schema, session, cookie, tab = _connect(url)
         sent: dict[str, int] = {}
         statuses: dict[int, int] = {}
         unnegatable: set[str] = set()
@@ -238,6 +225,83 @@ def test_schemathesis_finds_no_5xx_and_no_mismatch() -> None:
     assert set(sent) >= {f"PATCH /stores/{name}" for name in server.stores}
     # Many requests reached the real handlers and succeeded, not only refusals.
     assert statuses.get(200, 0) >= 300, statuses
+
+
+def test_schemathesis_stateful_chains_versions_through_the_links() -> None:
+    """Scenarios that follow the links: a response's ETag becomes the next If-Match."""
+    server = fuzz_server()
+    with running(server) as url:
+        schema, session, cookie, tab = _connect(url)
+        chained: list[int] = []  # statuses of PATCHes sent with an If-Match from a link
+        revalidated: list[int] = []  # statuses of GETs sent with an If-None-Match from a link
+        steps: list[int] = []
+
+        class Scenarios(schema.as_state_machine()):  # type: ignore[misc]
+            def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+                if case.headers and TAB_HEADER in case.headers:
+                    case.headers[TAB_HEADER] = tab
+                return {
+                    "base_url": url,
+                    "session": session,
+                    "cookies": {SESSION_COOKIE: cookie},
+                    "headers": {"x-test-user": "alice"},
+                }
+
+            def setup(self) -> None:
+                self.etags: dict[str, set[str]] = {}  # per store: the ETags seen so far
+
+            def validate_response(self, response: Any, case: Any, *args: Any, **kw: Any) -> None:
+                steps.append(response.status_code)
+                store = case.path.split("/")[2] if case.path.startswith("/stores/") else ""
+                seen = self.etags.setdefault(store, set())
+                sent = response.request.headers
+                # Version 0 is also what a generator may guess; a later one came from a link.
+                if case.method == "PATCH" and sent.get("If-Match") in seen - {'"0"'}:
+                    chained.append(response.status_code)
+                if case.method == "GET" and sent.get("If-None-Match") in seen - {'"0"'}:
+                    revalidated.append(response.status_code)
+                if "etag" in response.headers:
+                    seen.add(response.headers["etag"][0])
+                case.validate_response(response, checks=CHECKS)
+
+        Scenarios.run(
+            settings=hypothesis.settings(
+                max_examples=25,
+                stateful_step_count=8,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            )
+        )
+    assert len(steps) >= 100, len(steps)
+    # Links were followed: PATCHes carried an If-Match taken from an ETag, and
+    # revalidations an If-None-Match that was current (304).
+    assert chained and 304 in revalidated, (chained, revalidated)
+
+
+def _connect(url: str) -> tuple[Any, requests.Session, str, str]:
+    """The schema as served, a keep-alive session without a cookie jar, a session and tab."""
+    config = schemathesis.Config.from_dict(
+        {
+            "max-stream-events": 1,
+            "request-timeout": 5,
+            # Invalid requests the server refuses with the status RFC 9110 gives:
+            # a malformed If-Match is 412, too many ops 413.
+            "checks": {"negative_data_rejection": {"expected-statuses": NEGATIVE_STATUSES}},
+        }
+    )
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config)
+    cookie = requests.get(f"{url}/stores", timeout=10).cookies[SESSION_COOKIE]
+    tab = requests.post(
+        f"{url}/session/tab",
+        headers={"X-Statekit": "1"},
+        cookies={SESSION_COOKIE: cookie},
+        timeout=10,
+    ).json()["tab"]
+    session = requests.Session()  # each request says who it is: no cookie jar
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return schema, session, cookie, tab
 
 
 def _negates(case: Any, location: ParameterLocation) -> bool:

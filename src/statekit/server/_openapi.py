@@ -279,7 +279,32 @@ def _store_paths(
                 request_body=(_JSON, _hoist(exposed.schema(), f"{name}.{label}", components)),
             ),
         }
+    _link_versions(paths, name)
     return paths
+
+
+def _link_versions(paths: dict[str, Any], name: str) -> None:
+    """OpenAPI links: the ``ETag`` of a response is the ``If-Match`` of the next write.
+
+    They tell clients (and stateful fuzzers) how the versions chain.
+    """
+
+    def link(operation: str, header: str, description: str) -> dict[str, Any]:
+        return {
+            "operationId": _safe(f"{operation}_{name}"),
+            "parameters": {f"header.{header}": "$response.header.ETag"},
+            "description": description,
+        }
+
+    write = link("patchStore", "If-Match", "Patch the store at the version just seen")
+    for path, item in paths.items():
+        for operation in item.values():
+            ok = operation["responses"]["200"]
+            ok["links"] = {"patchAtVersion": write}
+            if path == f"/stores/{name}":
+                ok["links"]["revalidate"] = link(
+                    "getStore", "If-None-Match", "Fetch again only if it changed (304)"
+                )
 
 
 def _events_operation(server: SyncServer, codes: _Codes) -> dict[str, Any]:
