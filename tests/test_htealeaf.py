@@ -500,8 +500,41 @@ def test_cookie_flags_and_expiry(site: Site) -> None:
     assert jar.verify(cookie) == sid
     old = cookie.split(".")
     stale = f"{old[0]}.{int(old[1]) - 31 * 86400}"
-    assert jar.verify(f"{stale}.{jar._sign(stale)}") is None
+    assert jar.verify(f"{stale}.{jar.signer.sign(stale)}") is None
     assert jar.verify("garbage") is None and jar.verify(None) is None
+
+
+def test_one_signer_a_sync_server_and_a_facade_accept_each_others_cookies() -> None:
+    from statekit.server import SessionSigner, SyncServer
+
+    jar = hl.sessions_of(App(secret=SECRET))
+    server = SyncServer([], secret=SECRET)
+    assert isinstance(jar.signer, SessionSigner)
+    sid, cookie = jar.issue()
+    assert server.signer.verify(cookie) == sid
+    sid2, cookie2 = server.signer.issue()
+    assert jar.verify(cookie2) == sid2
+    # another secret accepts neither
+    assert SyncServer([], secret="other " + SECRET).signer.verify(cookie) is None
+    assert hl.sessions_of(App(secret="other " + SECRET)).verify(cookie2) is None
+
+
+def test_no_secret_means_a_random_one_said_in_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("STATEKIT_SECRET", raising=False)
+    with caplog.at_level("WARNING", logger="statekit.server"):
+        first, second = hl.sessions_of(App()), hl.sessions_of(Starlette())
+    said = [r.getMessage() for r in caplog.records if "STATEKIT_SECRET" in r.getMessage()]
+    assert len(said) == 2 and all("statekit.compat.htealeaf" in m for m in said)
+    assert len(first.secret) == 32 and first.secret != second.secret
+    _, cookie = first.issue()
+    assert second.verify(cookie) is None
+    monkeypatch.setenv("STATEKIT_SECRET", SECRET)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="statekit.server"):
+        jar = hl.sessions_of(App())
+    assert jar.secret == SECRET.encode() and not caplog.records
 
 
 def test_store_ids_must_be_safe_names() -> None:

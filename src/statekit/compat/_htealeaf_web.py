@@ -2,22 +2,18 @@
 
 HTeaLeaf's examples return element trees from ``@app.route`` handlers that
 take a ``session``. ``App`` is a Starlette application with that ``route``
-decorator; sessions are server-side dicts found through the same signed
-``sk_session`` cookie the sync server uses (docs/sync-protocol.md), so a page
-and the live store updates share one identity.
+decorator; sessions are server-side dicts found through the signed
+``sk_session`` cookie of the sync server (docs/sync-protocol.md), signed and
+checked by the same :class:`statekit.server.SessionSigner`, so a page and the
+live store updates share one identity (and a façade app and a ``SyncServer``
+with the same secret accept each other's cookies).
 """
 
 from __future__ import annotations
 
-import base64
 import contextvars
-import hashlib
-import hmac
 import html
 import inspect
-import logging
-import os
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +24,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from ..server._identity import (
+    DEFAULT_MAX_AGE,
+    SESSION_COOKIE,
+    SessionSigner,
+    resolve_secret,
+    set_session_cookie,
+)
 
 __all__ = [
     "COOKIE",
@@ -41,8 +45,7 @@ __all__ = [
     "sessions_of",
 ]
 
-COOKIE = "sk_session"
-_log = logging.getLogger("statekit.htealeaf")
+COOKIE = SESSION_COOKIE
 _current: contextvars.ContextVar[SessionData | None] = contextvars.ContextVar(
     "statekit_htealeaf_session", default=None
 )
@@ -81,24 +84,6 @@ def current_session() -> SessionData | None:
     return _current.get()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def resolve_secret(secret: str | bytes | None, who: str) -> bytes:
-    """``secret``, else ``$STATEKIT_SECRET``, else a random one (logged: dies with the process)."""
-    if secret is None:
-        secret = os.environ.get("STATEKIT_SECRET") or None
-    if secret is None:
-        _log.warning(
-            "%s: no secret given and STATEKIT_SECRET is not set; generated a random one "
-            "(sessions end when the process does)",
-            who,
-        )
-        return secrets.token_bytes(32)
-    return secret.encode() if isinstance(secret, str) else secret
-
-
 class Sessions:
     """Server-side session dicts behind signed ``sk_session`` cookies.
 
@@ -107,24 +92,33 @@ class Sessions:
     requests cost no memory. Stored sessions expire after ``ttl`` idle seconds
     and at most ``max_sessions`` are kept (least recently used go first).
 
+    The cookies are :class:`statekit.server.SessionSigner`'s
+    (``<sid>.<issued>.<sig>``, valid for ``max_age`` seconds), so the sync
+    server accepts them when it has the same ``secret``.
+
     Example:
         >>> jar = Sessions(b"k" * 32)
         >>> sid, cookie = jar.issue()
         >>> jar.verify(cookie) == sid, jar.verify(cookie + "x"), len(jar)
         (True, None, 0)
+        >>> from statekit.server import SessionSigner
+        >>> SessionSigner(b"k" * 32).verify(cookie) == sid
+        True
     """
 
     def __init__(
         self,
-        secret: bytes,
+        secret: str | bytes,
         *,
         ttl: float = 1800.0,
-        max_age: float = 30 * 86400.0,
+        max_age: float = DEFAULT_MAX_AGE,
         max_sessions: int = 100_000,
     ) -> None:
-        self.secret = secret
+        #: The secret the cookies are signed with (a sync server sharing them needs it).
+        self.secret = resolve_secret(secret, "Sessions")
+        #: Signs and checks the ``sk_session`` cookies.
+        self.signer = SessionSigner(self.secret, max_age)
         self.ttl = ttl
-        self.max_age = max_age
         self.max_sessions = max_sessions
         self._data: OrderedDict[str, tuple[SessionData, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -132,28 +126,18 @@ class Sessions:
     def __len__(self) -> int:
         return len(self._data)
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())
+    @property
+    def max_age(self) -> float:
+        """How long a cookie stays valid (seconds)."""
+        return self.signer.max_age
 
     def issue(self) -> tuple[str, str]:
         """A new session id and its cookie value ``<sid>.<issued>.<sig>``."""
-        sid = secrets.token_hex(16)
-        payload = f"{sid}.{int(time.time())}"
-        return sid, f"{payload}.{self._sign(payload)}"
+        return self.signer.issue()
 
     def verify(self, cookie: str | None) -> str | None:
         """The session id of a valid (unforged, unexpired) cookie, else ``None``."""
-        if not cookie or len(cookie) > 200:
-            return None
-        parts = cookie.split(".")
-        if len(parts) != 3 or len(parts[0]) != 32 or not parts[1].isdigit():
-            return None
-        sid, issued, sig = parts
-        if not hmac.compare_digest(sig, self._sign(f"{sid}.{issued}")):
-            return None
-        if time.time() - int(issued) > self.max_age:
-            return None
-        return sid
+        return self.signer.verify(cookie)
 
     def load(self, sid: str) -> SessionData:
         """The stored data of ``sid`` (a fresh, unstored dict when there is none)."""
@@ -187,22 +171,12 @@ def sessions_of(app: Any, secret: str | bytes | None = None) -> Sessions:
     """The :class:`Sessions` of a Starlette app (made on first use, kept in ``app.state``)."""
     jar = getattr(app.state, "htealeaf_sessions", None)
     if jar is None:
-        jar = Sessions(resolve_secret(secret, "statekit.compat.htealeaf"))
+        jar = Sessions(resolve_secret(secret, "statekit.compat.htealeaf", generate=True))
         app.state.htealeaf_sessions = jar
     return jar
 
 
-def session_cookie(response: Response, request: Request, value: str, max_age: float) -> None:
-    """Set the ``sk_session`` cookie: HttpOnly, SameSite=Lax, Secure over HTTPS."""
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=int(max_age),
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+session_cookie = set_session_cookie  # HttpOnly, SameSite=Lax, Path=/, Secure over HTTPS
 
 
 # ------------------------------------------------------------------ elements

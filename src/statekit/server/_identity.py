@@ -9,7 +9,8 @@ The API:
 - :data:`SESSION_COOKIE` (``"sk_session"``), :data:`TAB_HEADER`
   (``"X-Statekit-Tab"``).
 - :func:`resolve_secret(secret, who) <resolve_secret>`: ``secret`` or
-  ``$STATEKIT_SECRET``; no default (a clear error naming both).
+  ``$STATEKIT_SECRET``; no default (a clear error naming both), unless the
+  caller asks for ``generate=True`` (a random secret, logged as a warning).
 - :class:`SessionSigner(secret, max_age=30 days) <SessionSigner>`:
   ``issue() -> (sid, cookie_value)``, ``verify(cookie_value) -> sid | None``
   (format ``<sid>.<issued>.<sig>``, HMAC-SHA256, constant-time compare,
@@ -42,6 +43,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
@@ -67,12 +69,21 @@ __all__ = [
 SESSION_COOKIE = "sk_session"
 TAB_HEADER = "X-Statekit-Tab"
 DEFAULT_MAX_AGE = 30 * 86400.0
+_log = logging.getLogger("statekit.server")
 _GOOD_CACHE = 10_000  # verified cookie values remembered per signer
 _MAX_COOKIE = 200  # a valid cookie is ~80 characters; longer ones are not parsed
 
 
-def resolve_secret(secret: str | bytes | None, who: str = "statekit.server") -> bytes:
+def resolve_secret(
+    secret: str | bytes | None, who: str = "statekit.server", *, generate: bool = False
+) -> bytes:
     """``secret``, else ``$STATEKIT_SECRET``; there is no default secret.
+
+    ``generate=True`` is for entry points that promise to run without
+    configuration (the HTeaLeaf façade, whose documented examples pass no
+    secret): instead of the error, a random 256-bit secret is returned and a
+    warning naming ``who`` is logged on the ``statekit.server`` logger, since
+    every session cookie it signs dies with the process.
 
     Example:
         >>> resolve_secret("k")
@@ -82,10 +93,19 @@ def resolve_secret(secret: str | bytes | None, who: str = "statekit.server") -> 
         Traceback (most recent call last):
         ...
         ValueError: SyncServer needs a secret to sign session cookies: pass secret=... or set...
+        >>> len(resolve_secret(None, "my app", generate=True))
+        32
         >>> if saved is not None: os.environ["STATEKIT_SECRET"] = saved
     """
     if secret is None:
         secret = os.environ.get("STATEKIT_SECRET") or None
+    if (secret is None or len(secret) == 0) and generate:
+        _log.warning(
+            "%s: no secret given and STATEKIT_SECRET is not set; generated a random one "
+            "(session cookies stop verifying when the process ends)",
+            who,
+        )
+        return secrets.token_bytes(32)
     if secret is None or len(secret) == 0:
         raise ValueError(
             f"{who} needs a secret to sign session cookies: pass secret=... or set the "
