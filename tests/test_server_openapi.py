@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -137,6 +138,27 @@ def test_served_document_is_cached_and_names_the_mount_prefix() -> None:
         mounted = httpx.get(f"{url}/sk/openapi.json", timeout=10)
     assert mounted.status_code == 200 and mounted.json()["servers"] == [{"url": "/sk"}]
     assert mounted.json()["paths"] == first.json()["paths"]
+
+
+def test_an_action_whose_types_have_no_json_schema_is_still_described() -> None:
+    # Found while fuzzing configurations: pydantic validates a Callable argument but
+    # cannot describe it, which made GET openapi.json answer 400 request_failed.
+    def apply(fn: Callable[[int], int], times: int = 1) -> None:
+        counter.update("n", lambda n: fn(n) * times)
+
+    server = SyncServer([counter], secret=SECRET, actions={"counter": [apply]})
+    with running(server) as url:
+        response = httpx.get(f"{url}/openapi.json", timeout=10)
+    assert response.status_code == 200, response.text
+    doc = response.json()
+    openapi_spec_validator.validate(doc)
+    body = doc["paths"]["/stores/counter/actions/apply"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {
+        "type": "object",
+        "properties": {"fn": {}, "times": {}},
+        "required": ["fn"],
+        "additionalProperties": False,
+    }
 
 
 class Item(pydantic.BaseModel):

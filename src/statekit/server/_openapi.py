@@ -276,7 +276,7 @@ def _store_paths(
                     {"ETag": _ETAG},
                 ),
                 parameters=[*tab, _statekit_header()],
-                request_body=(_JSON, _hoist(exposed.schema(), f"{name}.{label}", components)),
+                request_body=(_JSON, _arguments_schema(exposed, components)),
             ),
         }
     _link_versions(paths, name)
@@ -521,10 +521,29 @@ def _value_schema(store: Store, components: dict[str, Any]) -> dict[str, Any]:
     """The snapshot's ``value``: the store's pydantic model (as dumped), else any object."""
     model = getattr(store, "_schema", None)
     if model is not None and hasattr(model, "model_json_schema"):
-        schema = model.model_json_schema(mode="serialization")
+        try:
+            schema = model.model_json_schema(mode="serialization")
+        except Exception:  # a field type with no JSON Schema: say only what is sure
+            return {"type": "object"}
         schema.pop("title", None)
         return _hoist(schema, store.name, components)
     return {"type": "object"}
+
+
+def _arguments_schema(exposed: Exposed, components: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of an action's keyword arguments (its validating model's)."""
+    try:
+        schema = exposed.schema()
+    except Exception:  # a parameter type with no JSON Schema (a Callable, ...)
+        # Still name the arguments, which ones are required, and that no others are taken.
+        fields = exposed.model.model_fields.values()
+        return {
+            "type": "object",
+            "properties": {field.alias: {} for field in fields if field.alias},
+            "required": [f.alias for f in fields if f.alias and f.is_required()],
+            "additionalProperties": False,
+        }
+    return _hoist(schema, f"{exposed.store.name}.{exposed.name}", components)
 
 
 def _result_schema(exposed: Exposed, components: dict[str, Any]) -> dict[str, Any]:
