@@ -413,7 +413,8 @@ class SyncServer:
         with self._scopes(identity, request=False):
             copy = self._copy(store)
             try:
-                version = self.hub.commit(copy, ops, expected)
+                # Awaited: with a backend, the round trip does not block the loop.
+                version = await self.hub.acommit(copy, ops, expected)
             except VersionMismatch as exc:
                 raise ApiError(
                     412,

@@ -13,7 +13,8 @@ stand behind later, is narrow:
 - ``copy(store) -> Copy``: the current scope's copy (raises ``ScopeError``
   when the current scope chain cannot have one).
 - ``commit(copy, ops, expected_version) -> version``: apply atomically,
-  refusing when the version moved.
+  refusing when the version moved; ``await acommit(...)`` is the same for
+  event-loop code (a copy bound to a backend awaits the round trip).
 - ``read(copy) -> (version, value)``: a consistent snapshot.
 - ``replay(copy, after) -> [(version, ops), ...] | None``: the commits after
   ``after``, or ``None`` when the log no longer reaches back.
@@ -53,6 +54,8 @@ from typing import Any
 
 from .. import _patch
 from .._store import Store, _StoreState
+from ..backends import apatch
+from ..exceptions import VersionConflict
 
 __all__ = ["Copy", "Hub", "VersionMismatch", "encode"]
 
@@ -223,6 +226,26 @@ class Hub:
         with state.owner:  # the copy's own scope, wherever the caller is
             copy.store._commit(change)
         return result[-1]
+
+    async def acommit(self, copy: Copy, ops: Ops, expected_version: int | None = None) -> int:
+        """:meth:`commit` for event-loop code: the same result and errors.
+
+        A copy bound to a backend commits through
+        :func:`statekit.backends.apatch`: the backend's round trip is awaited
+        instead of blocking the event loop, and the copy's concurrent writers
+        in this process go out together (group commit). A copy without a
+        backend commits at once, as :meth:`commit` does.
+        """
+        state = copy.state()
+        if state.link is None:
+            return self.commit(copy, ops, expected_version)
+        with state.owner:  # the copy's own scope, wherever the caller is
+            try:
+                return await apatch(copy.store, ops, expected_version=expected_version)
+            except VersionConflict:
+                if expected_version is not None and state.version != expected_version:
+                    raise VersionMismatch(state.version) from None
+                raise
 
     def replay(self, copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
         """The commits after version ``after``, or ``None`` when the log cannot say.
