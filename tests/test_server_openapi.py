@@ -124,6 +124,11 @@ def test_document_follows_the_configuration() -> None:
     assert "404" not in paths["/stores/counter"]["get"]["responses"]
     # Without a rate limit there is no 429 to declare.
     assert "429" not in make_server().openapi()["paths"]["/stores"]["get"]["responses"]
+    # A name that is not served is a 404 on the event stream, user stores or not.
+    events = SyncServer([counter], secret=SECRET).openapi()["paths"]["/events"]["get"]
+    assert events["responses"]["404"]["content"]["application/json"]["schema"]["properties"][
+        "error"
+    ] == {"type": "string", "enum": ["unknown_store"]}
 
 
 def test_served_document_is_cached_and_names_the_mount_prefix() -> None:

@@ -337,12 +337,12 @@ def _events_operation(server: SyncServer, codes: _Codes) -> dict[str, Any]:
     if tab:
         # The stream takes the token as a header or (for EventSource) in the query.
         events_params += [*tab, {"name": "tab", "in": "query", "schema": {"type": "string"}}]
-    user_stores = any(store.scope == "user" for store in server.stores.values())
     return _operation(
         "events",
         "Server-Sent Events: `snapshot` and `patch` events of the named stores "
         "(docs/sync-protocol.md), resumable with `Last-Event-ID`",
-        [*who, "invalid_query", *(["unknown_store"] if user_stores else [])],
+        # unknown_store: a name not served, or a user store for an anonymous visitor.
+        [*who, "invalid_query", "unknown_store"],
         {
             "200": {
                 "description": "An endless event stream; the schema is one event's",
