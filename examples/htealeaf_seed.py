@@ -1,6 +1,7 @@
 """The HTeaLeaf documentation's Store examples, with only the imports changed.
 
-Run: ``uvicorn examples.htealeaf_seed:app`` and open /counter, or /login?name=ana
+Run: ``uvicorn examples.htealeaf_seed:app`` and open /counter (in two windows: a
+click in one shows in the other, live), or /login?name=ana
 then /. (HTeaLeaf's ``WSGI()`` is an ASGI app here.) ``elementoCompra``,
 ``val`` and the ``/login`` route are the parts the documentation leaves to
 the reader's app.

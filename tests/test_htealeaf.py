@@ -24,6 +24,7 @@ pytest.importorskip("uvicorn")
 from starlette.applications import Starlette
 
 import statekit as sk
+from _server_fixtures import Events
 from _uvicorn import serve
 from statekit.compat import htealeaf as hl
 from statekit.compat.htealeaf import (
@@ -45,6 +46,8 @@ from statekit.compat.htealeaf import (
 
 SECRET = "test-secret-" + "x" * 20
 WRITE = {"X-Statekit": "1", "Content-Type": "application/json"}
+JSON_PATCH = {"X-Statekit": "1", "Content-Type": "application/json-patch+json"}
+LIVE = "/_statekit"  # where SuperStore mounts the sync server
 
 
 def auth_session(session: Session) -> Any:
@@ -413,16 +416,170 @@ def test_defect_per_user_data_is_never_evicted(site: Site) -> None:
     assert len(jar) == 1 and jar.load("0" * 32) == {"x": 1}
 
 
-def test_defect_no_server_side_notification_changes_are_patches() -> None:
-    s = Store({"todo": []})
-    seen: list[tuple[list[dict[str, Any]], int]] = []
-    s.store.on_patch(lambda ops, version: seen.append((ops, version)))
-    s.create("todo", {"t": "milk"})
-    s.update("todo/0/t", "oat milk")
-    assert seen == [
-        ([{"op": "add", "path": "/todo/0", "value": {"t": "milk"}}], 1),
-        ([{"op": "replace", "path": "/todo/0/t", "value": "oat milk"}], 2),
+def events(*stores: Store | AuthStore) -> str:
+    return f"{LIVE}/events?" + "&".join(f"store={s.id}" for s in stores)
+
+
+def test_defect_no_server_side_notification_route_writes_reach_event_streams(
+    site: Site,
+) -> None:
+    # HTeaLeaf re-fetched the whole page after each call. Here every write, through
+    # any of the seed's routes or by Python code, reaches the mounted sync server's
+    # event stream as a JSON Patch with its version (the page's cookie is the stream's).
+    s = Store({"counter": 0, "todo": []})
+    c = site.client()
+    with Events(c, events(s)) as stream:
+        assert "set-cookie" not in stream.response.headers  # the page's session: accepted
+        assert "retry" in stream.next()
+        first = stream.next_event()
+        assert first["event"] == "snapshot"
+        assert first["data"]["version"] == 0
+        assert first["data"]["value"] == {"counter": 0, "todo": []}
+
+        def next_patch() -> dict[str, Any]:
+            event = stream.next_event()
+            assert event["event"] == "patch", event
+            return dict(event["data"])
+
+        r = c.patch(api(s, "counter"), json=5, headers=WRITE)
+        assert r.headers["etag"] == '"1"'
+        assert next_patch() == {
+            "store": s.id,
+            "base": 0,
+            "version": 1,
+            "ops": [{"op": "replace", "path": "/counter", "value": 5}],
+        }
+        c.post(api(s, "todo"), json={"t": "milk"}, headers=WRITE)
+        got = next_patch()
+        assert (got["base"], got["version"]) == (1, 2)
+        assert got["ops"] == [{"op": "add", "path": "/todo/0", "value": {"t": "milk"}}]
+        c.delete(api(s, "todo/0"), headers={"X-Statekit": "1"})
+        assert next_patch()["ops"] == [{"op": "remove", "path": "/todo/0"}]
+        ops = [
+            {"op": "test", "path": "/counter", "value": 5},
+            {"op": "replace", "path": "/counter", "value": 6},
+        ]
+        r = c.patch(api(s), content=json.dumps(ops), headers=JSON_PATCH)
+        assert r.json() == {"version": 4} and r.headers["etag"] == '"4"'
+        assert next_patch() == {"store": s.id, "base": 3, "version": 4, "ops": ops[1:]}
+        with site.hub.scope:
+            s.update("counter", 7)  # Python code in the process
+        assert next_patch()["version"] == 5
+    assert s.read() == {"counter": 7, "todo": []}
+
+
+def test_defect_an_auth_store_write_reaches_only_its_users_stream(site: Site) -> None:
+    todos = AuthStore(auth_session, {"todo": []})
+    ana, bob = site.client("ana"), site.client("bob")
+    with Events(ana, events(todos)) as a, Events(bob, events(todos)) as b:
+        assert "retry" in a.next() and "retry" in b.next()
+        assert a.next_event()["data"]["value"] == {"todo": []}
+        assert b.next_event()["data"]["value"] == {"todo": []}
+        r = ana.post(api(todos, "todo"), json="ana's SECRET", headers=WRITE)
+        assert r.status_code == 200
+        got = a.next_event()["data"]
+        assert (got["version"], got["ops"][0]["value"]) == (1, "ana's SECRET")
+        bob.post(api(todos, "todo"), json="bob's", headers=WRITE)
+        # bob's first event after his snapshot is his own write: ana's never came
+        got = b.next_event()["data"]
+        assert (got["base"], got["version"]) == (0, 1)
+        assert got["ops"] == [{"op": "add", "path": "/todo/0", "value": "bob's"}]
+    snapshot = bob.get(f"{LIVE}/stores/{todos.id}").json()
+    assert snapshot["value"] == {"todo": ["bob's"]}
+    assert "SECRET" not in bob.get(f"{LIVE}/stores/{todos.id}").text
+    # no user: no copy, the stream and the snapshot are refused as unknown
+    anon = site.client()
+    for path in (events(todos), f"{LIVE}/stores/{todos.id}"):
+        r = anon.get(path)
+        assert (r.status_code, r.json()["error"]) == (404, "unknown_store"), path
+        assert "SECRET" not in r.text
+
+
+def test_two_auth_stores_naming_different_users_cannot_share_a_stream(site: Site) -> None:
+    by_name = AuthStore(auth_session, {"n": 0})
+    by_flag = AuthStore(lambda s: "admin" if s.has("userName") else None, {"n": 0})
+    c = site.client("ana")
+    with c.stream("GET", events(by_name)) as alone:
+        assert alone.status_code == 200  # (closed unread)
+    r = c.get(events(by_name, by_flag))
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_store")
+
+
+def test_the_sync_server_lets_clients_write_only_what_a_store_declares(site: Site) -> None:
+    plain = Store({"n": 0})
+    declared = Store({"n": 0, "title": "t"}, writable=["/title"])
+    c = site.client()
+
+    def sync_write(store: Store, path: str, value: Any) -> httpx.Response:
+        ops = [{"op": "replace", "path": path, "value": value}]
+        return c.patch(f"{LIVE}/stores/{store.id}", content=json.dumps(ops), headers=JSON_PATCH)
+
+    r = sync_write(plain, "/n", 1)
+    assert (r.status_code, r.json()["error"]) == (403, "not_writable")
+    assert sync_write(declared, "/title", "u").json() == {"version": 1}
+    assert sync_write(declared, "/n", 1).status_code == 403
+    # the seed's routes keep HTeaLeaf's policy (every path of a plain store)
+    assert c.patch(api(plain, "n"), json=3, headers=WRITE).json() == 3
+    assert (plain.read(), declared.read()) == ({"n": 3}, {"n": 0, "title": "u"})
+
+
+def test_json_patch_route_is_atomic_and_keeps_the_write_policy(site: Site) -> None:
+    s = Store({"n": 1, "title": "t", "admin": False}, writable=["/n", "/title"])
+    c = site.client()
+    ops = [
+        {"op": "replace", "path": "/n", "value": 2},
+        {"op": "copy", "from": "/admin", "path": "/title"},
     ]
+    r = c.patch(api(s), content=json.dumps(ops), headers=JSON_PATCH)
+    assert (r.status_code, r.json()) == (200, {"version": 1})
+    assert s.read() == {"n": 2, "title": False, "admin": False}
+    ops = [
+        {"op": "replace", "path": "/n", "value": 9},
+        {"op": "replace", "path": "/admin", "value": True},
+    ]
+    r = c.patch(api(s), content=json.dumps(ops), headers=JSON_PATCH)
+    assert (r.status_code, r.json()["error"]) == (403, "not_writable")
+    ops = [
+        {"op": "replace", "path": "/n", "value": 9},
+        {"op": "move", "from": "/admin", "path": "/n"},
+    ]
+    r = c.patch(api(s), content=json.dumps(ops), headers=JSON_PATCH)
+    assert (r.status_code, r.json()["error"]) == (403, "not_writable")  # a move removes /admin
+    assert s.read() == {"n": 2, "title": False, "admin": False} and s.version == 1
+
+
+def test_pages_load_the_live_client_and_it_is_served(site: Site) -> None:
+    @site.app.route("/page")
+    def page() -> Any:
+        return div("x")
+
+    text = httpx.get(site.url + "/page").text
+    assert text.endswith(
+        '<div>x</div><script type="module" src="/_statekit/htealeaf.js" '
+        'data-api="/api/_store"></script>'
+    )
+    js = httpx.get(site.url + "/_statekit/htealeaf.js")
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert 'from "./client.js"' in js.text and "application/json-patch+json" in js.text
+    client = httpx.get(site.url + "/_statekit/client.js")
+    assert client.status_code == 200 and "export function storesOnPage" in client.text
+
+
+def test_live_none_mounts_no_sync_server() -> None:
+    app = App(secret=SECRET)
+    hub = SuperStore(app, live=None)
+
+    @app.route("/")
+    def home() -> Any:
+        return div("x")
+
+    s = Store({"n": 1})
+    with serve(app) as url:
+        c = httpx.Client(base_url=url, timeout=5)
+        assert "<script" not in c.get("/").text and hub.server is None
+        assert c.get(events(s)).status_code == 404
+        ops = [{"op": "replace", "path": "/n", "value": 2}]
+        assert c.patch(api(s), content=json.dumps(ops), headers=JSON_PATCH).json() == {"version": 1}
 
 
 def test_auth_store_isolation_holds(site: Site) -> None:
@@ -474,6 +631,74 @@ BAD: list[tuple[str, str, str, Any, dict[str, str], int, str]] = [
         403,
         "cross_origin",
     ),
+    ("json patch object", "PATCH", "", b"{}", JSON_PATCH, 422, "invalid_patch"),
+    (
+        "json patch unknown op",
+        "PATCH",
+        "",
+        b'[{"op":"x","path":"/n"}]',
+        JSON_PATCH,
+        422,
+        "invalid_patch",
+    ),
+    ("json patch op not object", "PATCH", "", b"[1]", JSON_PATCH, 422, "invalid_patch"),
+    (
+        "json patch relative",
+        "PATCH",
+        "",
+        b'[{"op":"remove","path":"n"}]',
+        JSON_PATCH,
+        422,
+        "invalid_patch",
+    ),
+    (
+        "json patch bad escape",
+        "PATCH",
+        "",
+        b'[{"op":"remove","path":"/a~2"}]',
+        JSON_PATCH,
+        422,
+        "invalid_patch",
+    ),
+    ("json patch no path", "PATCH", "", b'[{"op":"remove"}]', JSON_PATCH, 422, "invalid_patch"),
+    (
+        "json patch missing",
+        "PATCH",
+        "",
+        b'[{"op":"remove","path":"/zz"}]',
+        JSON_PATCH,
+        422,
+        "path_not_found",
+    ),
+    (
+        "json patch half applies",
+        "PATCH",
+        "",
+        b'[{"op":"replace","path":"/n","value":5},{"op":"remove","path":"/l/7"}]',
+        JSON_PATCH,
+        422,
+        "path_not_found",
+    ),
+    (
+        "json patch test fails",
+        "PATCH",
+        "",
+        b'[{"op":"test","path":"/n","value":2},{"op":"replace","path":"/n","value":3}]',
+        JSON_PATCH,
+        409,
+        "test_failed",
+    ),
+    ("json patch at a path", "PATCH", "n", b"[]", JSON_PATCH, 415, "unsupported_media_type"),
+    (
+        "json patch too many ops",
+        "PATCH",
+        "",
+        json.dumps([{"op": "test", "path": "/n", "value": 1}] * 101).encode(),
+        JSON_PATCH,
+        413,
+        "too_many_ops",
+    ),
+    ("json patch via post", "POST", "l", b"[]", {**JSON_PATCH}, 415, "unsupported_media_type"),
 ]
 
 
@@ -552,7 +777,9 @@ def test_react_on_auth_store_renders_the_current_users_value(site: Site) -> None
     assert (
         f'<span data-sk-text="{todos.id}:/todo/0">x</span>' in site.client("ana").get("/mine").text
     )
-    assert f'<span data-sk-text="{todos.id}:/todo/0"></span>' in site.client().get("/mine").text
+    # anonymous: nothing to follow, so the element is empty and names no store
+    anonymous = site.client().get("/mine").text
+    assert "<div><span></span><b></b></div>" in anonymous and todos.id not in anonymous
     assert hl.null is None and json.loads("[]") == []
 
 

@@ -14,7 +14,9 @@ RFC 6901 paths (``~1`` for ``/``, no silent ``-1``); 4xx JSON errors that
 never leak the state (and never a 500); a session cookie, an ``X-Statekit``
 header, the ``Origin``/``Sec-Fetch-Site`` check and a JSON content type on
 every write; body, depth and rate limits; lazily created, expiring sessions
-and per-user copies; and live pages through the sync server.
+and per-user copies; and live pages: ``SuperStore`` mounts a statekit
+``SyncServer`` for its stores, so what ``.react()`` renders follows every
+change over Server-Sent Events (JSON Patches), without a reload.
 
 Example:
     >>> from statekit.compat.htealeaf import Store
@@ -29,6 +31,8 @@ Example:
 
 from __future__ import annotations
 
+import html
+import itertools
 import json
 import logging
 import re
@@ -38,11 +42,12 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from .. import _paths
@@ -50,8 +55,19 @@ from .._frozen import thaw
 from .._scope import Scope as SkScope
 from .._scope import app_scope, user
 from .._store import Store as SkStore
-from ..exceptions import PatchError, PathError, ScopeError, StatekitError, ValidationError
-from ..server._html import Do, js_literal, js_string, react
+from ..exceptions import (
+    PatchError,
+    PatchTestFailed,
+    PathError,
+    ScopeError,
+    StatekitError,
+    ValidationError,
+)
+from ..server._app import SyncServer
+from ..server._errors import ApiError
+from ..server._html import HTML, Do, js_literal, js_string, react
+from ..server._hub import Hub
+from ..server._limits import Limits as ServerLimits
 from ._htealeaf_web import (
     COOKIE,
     App,
@@ -126,6 +142,11 @@ _registry: weakref.WeakValueDictionary[str, Store | AuthStore] = weakref.WeakVal
 _MUTATIONS = ("POST", "PATCH", "DELETE")
 _METHODS = ("GET", *_MUTATIONS)
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_registrations = itertools.count(1)  # bumped per registration: SuperStore serves new ones
+_registered = 0
+_JSON_PATCH = "application/json-patch+json"
+_PATCH_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
+_PAGE_JS = Path(__file__).parent / "static" / "htealeaf.js"
 
 
 class JSCode(str):
@@ -153,11 +174,12 @@ class Limits:
     """Limits on what one request may send (all on by default).
 
     Example:
-        >>> Limits().body, Limits(rate=5).rate
-        (65536, 5)
+        >>> Limits().body, Limits(rate=5).rate, Limits().ops
+        (65536, 5, 100)
     """
 
     body: int = 64 * 1024  #: bytes of a request body
+    ops: int = 100  #: operations in one JSON Patch body
     depth: int = 32  #: nesting of a JSON value
     rate: float = 50.0  #: requests per second per identity (token bucket)...
     burst: int = 100  #: ...with bursts of this many
@@ -321,13 +343,17 @@ class _Facade(_Ops):
             name=self._id,
             scope=scope,
             schema=schema,
-            writable=[""] if writable is None else writable,
+            # What the sync server lets clients write directly: only what was
+            # declared. Without writable=, writes go through the façade's routes.
+            writable=() if writable is None else writable,
         )
         self._writable = None if writable is None else tuple(_paths.parse(w) for w in writable)
         self.do = Do(self._id)
         self.js = _JSHandle(self._id)
         if subscribe:
+            global _registered
             _registry[self._id] = self  # type: ignore[assignment]
+            _registered = next(_registrations)
 
     @property
     def id(self) -> str:
@@ -454,11 +480,22 @@ class AuthStore(_Facade):
         return user(key, ttl=self.ttl)
 
     def react(self, path: str = "", *, tag: str = "span", **attrs: Any) -> str:
-        """An element showing the current user's value at ``path`` (empty when anonymous)."""
+        """An element showing the current user's value at ``path``, kept live.
+
+        For an anonymous visitor it is empty and unbound: there is no copy to
+        follow (and naming the store would make the sync server refuse the
+        page's event stream).
+        """
         session = current_session()
         view = None if session is None else self.auth(session)
-        value = None if view is None else view.read(path)
-        return react(self._id, _pointer(path), value, tag=tag, **attrs)
+        if view is None:
+            _pointer(path)  # a bad path is an error whoever is asking
+            if not tag.isalnum():
+                raise ValueError(f"invalid tag name {tag!r}")
+            empty = Component().attr(**attrs)
+            empty.tag = tag
+            return HTML(empty.render())
+        return react(self._id, _pointer(path), view.read(path), tag=tag, **attrs)
 
     def __repr__(self) -> str:
         return f"<htealeaf.AuthStore {self._id!r}>"
@@ -484,18 +521,32 @@ class SuperStore:
     """Mount every façade store's routes on a Starlette app (HTeaLeaf's ``SuperStore``).
 
     Routes: ``/api/_store/{api_id}/{path}`` with ``GET`` (read), ``POST``
-    (append or merge), ``PATCH`` (replace) and ``DELETE`` (remove). Writes
+    (append or merge), ``PATCH`` (replace; with ``Content-Type:
+    application/json-patch+json`` on ``/api/_store/{api_id}``, an atomic RFC
+    6902 patch answering ``{"version": n}``) and ``DELETE`` (remove). Writes
     need the ``sk_session`` cookie (pages set it), ``X-Statekit: 1``, a JSON
     body (``Content-Type: application/json``) and a same-origin request;
     limits apply (see :class:`Limits`). Stores made after ``SuperStore(app)``
     are found too. ``allowed_origins`` adds origins trusted besides the
     app's own.
 
+    Live pages (``live``, the prefix, by default ``/_statekit``): a statekit
+    :class:`~statekit.server.SyncServer` is mounted there for every
+    registered store (snapshots, the SSE stream of JSON Patches, ``client.js``),
+    sharing the ``sk_session`` cookie and, for an :class:`AuthStore`, the user
+    its ``auth_fn`` names; ``htealeaf.js`` is served beside it, and every page
+    an :class:`App` renders loads it (:meth:`script`), so what ``.react()``
+    rendered follows each change, and the ``onclick`` code of ``.do`` and
+    ``.js`` writes through the routes above. ``live=None`` mounts nothing.
+
     Example:
         >>> from statekit.compat.htealeaf import App, SuperStore
         >>> app = App(secret="s" * 32)
         >>> hub = SuperStore(app)
-        >>> [r.path for r in app.routes]
+        >>> [r.path for r in app.routes]  # doctest: +NORMALIZE_WHITESPACE
+        ['/_statekit/htealeaf.js', '/_statekit', '/api/_store/{api_id}',
+         '/api/_store/{api_id}/{path:path}']
+        >>> [r.path for r in SuperStore(App(secret="s" * 32), live=None).app.routes]
         ['/api/_store/{api_id}', '/api/_store/{api_id}/{path:path}']
     """
 
@@ -506,6 +557,7 @@ class SuperStore:
         secret: str | bytes | None = None,
         limits: Limits | None = None,
         allowed_origins: Sequence[str] = (),
+        live: str | None = "/_statekit",
     ) -> None:
         self.app = app
         self.sessions = sessions_of(app, secret)
@@ -517,11 +569,103 @@ class SuperStore:
         self._lock = threading.Lock()
         self._next_sweep = 0.0
         api = _StoreAPI(self)
-        routes = [
+        routes: list[Route | Mount] = [
             Route("/api/_store/{api_id}", api),
             Route("/api/_store/{api_id}/{path:path}", api),
         ]
+        #: Where the sync server is mounted (``None``: no live pages).
+        self.live = None if live is None else "/" + live.strip("/")
+        #: The sync server of the live pages (``None`` with ``live=None``).
+        self.server: SyncServer | None = None
+        self._served = 0  # the registration the server last caught up with
+        if self.live is not None:
+            limits = self.limits
+            self.server = SyncServer(
+                [],
+                secret=self.sessions.secret,  # one secret: the same cookies
+                session_max_age=self.sessions.max_age,
+                identify=self._identify,
+                allowed_origins=allowed_origins,
+                limits=ServerLimits(
+                    body=limits.body,
+                    ops=limits.ops,
+                    depth=limits.depth,
+                    rate=limits.rate,
+                    burst=limits.burst,
+                ),
+                app=self.scope,
+            )
+            self._page_js = _PAGE_JS.read_bytes()
+            routes[0:0] = [
+                Route(self.live + "/htealeaf.js", self._serve_page_js),
+                Mount(self.live, app=_Live(self, self.server)),
+            ]
+            hooks = getattr(app, "page_hooks", None)
+            if hooks is not None:
+                hooks.append(self.script)
+        # JSON Patch writes commit through a hub, which says their exact version.
+        self._hub = self.server.hub if self.server is not None else Hub(log_size=1)
         app.router.routes[0:0] = routes
+
+    def script(self, request: Request) -> str:
+        """The ``<script>`` that makes a page live (an :class:`App` adds it to every page).
+
+        Example:
+            >>> from starlette.requests import Request
+            >>> hub = SuperStore(App(secret="s" * 32))
+            >>> hub.script(Request({"type": "http", "root_path": "/shop"})).split()[2:]
+            ['src="/shop/_statekit/htealeaf.js"', 'data-api="/shop/api/_store"></script>']
+        """
+        if self.live is None:
+            return ""
+        root = html.escape(str(request.scope.get("root_path", "")))
+        return (
+            f'<script type="module" src="{root}{html.escape(self.live)}/htealeaf.js" '
+            f'data-api="{root}/api/_store"></script>'
+        )
+
+    async def _serve_page_js(self, request: Request) -> Response:
+        return Response(
+            self._page_js, media_type="text/javascript", headers={"Cache-Control": "no-cache"}
+        )
+
+    def _serve_registered(self) -> None:
+        """Serve the stores registered since the last request (on the serving thread)."""
+        if self.server is None or self._served == _registered:
+            return
+        self._served = _registered
+        for facade in list(_registry.values()):
+            self.server.add(facade.store, replace=True)  # the registry's latest owns the id
+
+    def _identify(self, request: Request) -> str | None:
+        """The sync server's user: who the ``auth_fn`` of the requested AuthStores names.
+
+        A request names its stores (``stores/{name}``, ``events?store=...``);
+        the session is the page's (one cookie). Global stores need no user.
+        AuthStores that name different users for one session cannot share a
+        request: refused as unknown, like another user's store.
+        """
+        sid = self.sessions.verify(request.cookies.get(COOKIE))
+        if sid is None:
+            return None
+        names = request.query_params.getlist("store")
+        path, root = request.scope["path"], request.scope.get("root_path", "")
+        parts = [p for p in path.removeprefix(root).split("/") if p]
+        if len(parts) >= 2 and parts[0] == "stores":
+            names.append(parts[1])
+        owners = [s for s in map(_registry.get, names) if isinstance(s, AuthStore)]
+        if not owners:
+            return None
+        session = self.sessions.load(sid)
+        users = {owner.user_of(session) for owner in owners}
+        if len(users) > 1:
+            raise ApiError(
+                404,
+                "unknown_store",
+                "these per-user stores name different users for this session; "
+                "stream them separately",
+            )
+        return users.pop()
 
     def stores(self) -> list[Store | AuthStore]:
         """Every live store that registered (``subscribe=True``)."""
@@ -561,11 +705,13 @@ class SuperStore:
             if origin.rstrip("/") != own and origin.rstrip("/") not in self.allowed_origins:
                 raise _Error(403, "cross_origin", "the request's Origin is not this site's")
 
-    async def _body(self, request: Request) -> Any:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
+    async def _body(self, request: Request, method: str) -> Any:
+        if method != "JSON-PATCH" and _media_type(request) != "application/json":
             raise _Error(
-                415, "unsupported_media_type", "writes need Content-Type: application/json"
+                415,
+                "unsupported_media_type",
+                "writes need Content-Type: application/json"
+                + (f" (or {_JSON_PATCH} for PATCH)" if method == "PATCH" else ""),
             )
         limit = self.limits.body
         declared = request.headers.get("content-length", "")
@@ -627,8 +773,10 @@ class SuperStore:
                     raise _Error(
                         401, "invalid_session", "writes need a valid session cookie (load a page)"
                     )
+                if method == "PATCH" and _media_type(request) == _JSON_PATCH:
+                    method = "JSON-PATCH"
                 if method != "DELETE":
-                    data = await self._body(request)
+                    data = await self._body(request, method)
             if sid is None:
                 sid, cookie = self.sessions.issue()
             with self.scope:
@@ -656,9 +804,17 @@ class SuperStore:
             if found is None:  # anonymous: as if there were no such store
                 raise _Error(404, "unknown_store", f"no store {store.id!r}")
             view = found
-        if method != "GET" and not store.writable(where):
+        if method == "JSON-PATCH" and parts:
+            raise _Error(
+                415,
+                "unsupported_media_type",
+                f"{label}: a JSON Patch goes to /api/_store/{store.id} (its pointers say where)",
+            )
+        if method not in ("GET", "JSON-PATCH") and not store.writable(where):
             raise _Error(403, "not_writable", f"{label}: {where!r} is not writable")
         try:
+            if method == "JSON-PATCH":
+                return self._json_patch(store, view, data)
             if method == "GET":
                 value = view.read(where)
             elif method == "POST":
@@ -677,6 +833,55 @@ class SuperStore:
             raise _Error(422, "invalid_patch", _first_line(exc)) from None
         except StatekitError as exc:
             raise _Error(422, "invalid_request", f"{label}: {type(exc).__name__}") from None
+
+    def _json_patch(self, store: Store | AuthStore, view: _Ops, ops: Any) -> tuple[Any, int]:
+        """Check ``ops`` against the limits and ``writable``, then commit them at once."""
+        label = f"store {store.id!r}"
+        if not isinstance(ops, list):
+            raise _Error(422, "invalid_patch", "a JSON Patch is an array of operations")
+        if len(ops) > self.limits.ops:
+            raise _Error(
+                413, "too_many_ops", f"{len(ops)} operations; at most {self.limits.ops} per patch"
+            )
+        for number, op in enumerate(ops):
+            name = op.get("op") if isinstance(op, dict) else None
+            if name not in _PATCH_OPS:
+                raise _Error(
+                    422,
+                    "invalid_patch",
+                    f"op {number}: an object whose 'op' is one of {', '.join(sorted(_PATCH_OPS))}",
+                )
+            for member in ("path", "from") if name in ("move", "copy") else ("path",):
+                pointer = op.get(member)
+                if not isinstance(pointer, str) or (pointer and pointer[0] != "/"):
+                    raise _Error(
+                        422, "invalid_patch", f"op {number} ({name}): {member!r} is not a pointer"
+                    )
+                try:
+                    _paths.parse(pointer)
+                except PathError as exc:
+                    raise _Error(
+                        422, "invalid_patch", f"op {number} ({name}): {exc.reason}"
+                    ) from None
+                if name == "test" or (name, member) == ("copy", "from"):
+                    continue  # reads: allowed anywhere
+                if not store.writable(pointer):
+                    raise _Error(
+                        403, "not_writable", f"{label}: op {number} ({name}) writes {pointer!r}"
+                    )
+        with view._enter():
+            copy = self._hub.copy(store.store)
+            try:
+                version = self._hub.commit(copy, ops)
+            except PatchTestFailed as exc:
+                raise _Error(409, "test_failed", _first_line(exc)) from None
+            except PathError as exc:
+                raise _Error(422, "path_not_found", _first_line(exc)) from None
+        return {"version": version}, version
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _first_line(exc: Exception) -> str:
@@ -702,6 +907,18 @@ def _depth(value: Any) -> int:
         deepest = max(deepest, level)
         todo.extend((child, level + 1) for child in children)
     return deepest
+
+
+class _Live:
+    """The mounted sync server, first serving the stores registered since the last request."""
+
+    def __init__(self, hub: SuperStore, server: SyncServer) -> None:
+        self.hub, self.server = hub, server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.hub._serve_registered()
+        await self.server(scope, receive, send)
 
 
 class _StoreAPI:

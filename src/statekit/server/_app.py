@@ -134,23 +134,9 @@ class SyncServer:
         app: StateScope | None = None,
     ) -> None:
         self.stores: dict[str, Store] = {}
+        self.actions: dict[str, dict[str, Exposed]] = {}
         for store in stores:
-            if not isinstance(store, Store):
-                raise TypeError(f"SyncServer serves Store objects, not {type(store).__name__}")
-            if not _NAME_OK.issuperset(store.name) or not store.name:
-                raise ValueError(
-                    f"store name {store.name!r}: use letters, digits and '_.-' (it is sent "
-                    "in URLs and event ids)"
-                )
-            if store.scope == "request":
-                raise ValueError(
-                    f"store {store.name!r} is request-scoped: each request would see a "
-                    "fresh copy, so there is nothing to serve (use 'session')"
-                )
-            if store.name in self.stores:
-                raise ValueError(f"two stores are named {store.name!r}")
-            self.stores[store.name] = store
-        self.actions: dict[str, dict[str, Exposed]] = {name: {} for name in self.stores}
+            self.add(store)
         for name, declared in (actions or {}).items():
             if name not in self.stores:
                 raise ValueError(f"actions= names store {name!r}, which is not served")
@@ -198,6 +184,41 @@ class SyncServer:
             ("openapi.json",): {"GET": self._openapi},
         }
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+
+    def add(self, store: Store, *, replace: bool = False) -> None:
+        """Serve one more store (with no actions), as if it had been in ``stores``.
+
+        For apps whose stores are made after the server (the HTeaLeaf façade's
+        ``SuperStore`` adds each store as it is registered). A store named like
+        one already served is an error, unless ``replace=True`` (then it takes
+        the name over). Call it from the thread serving requests, or before.
+
+        Example:
+            >>> import statekit as sk
+            >>> server = SyncServer([], secret="s3cret")
+            >>> server.add(sk.Store({"n": 0}, name="late"))
+            >>> [store["name"] for store in server.describe()]
+            ['late']
+        """
+        if not isinstance(store, Store):
+            raise TypeError(f"SyncServer serves Store objects, not {type(store).__name__}")
+        if not _NAME_OK.issuperset(store.name) or not store.name:
+            raise ValueError(
+                f"store name {store.name!r}: use letters, digits and '_.-' (it is sent "
+                "in URLs and event ids)"
+            )
+        if store.scope == "request":
+            raise ValueError(
+                f"store {store.name!r} is request-scoped: each request would see a "
+                "fresh copy, so there is nothing to serve (use 'session')"
+            )
+        served = self.stores.get(store.name)
+        if served is store:
+            return
+        if served is not None and not replace:
+            raise ValueError(f"two stores are named {store.name!r}")
+        self.stores[store.name] = store
+        self.actions[store.name] = {}
 
     def close(self) -> None:
         """End every open event stream (clients reconnect to whoever serves next)."""

@@ -963,7 +963,7 @@ export function connect(options = {}) {
 
 const ATTRS = ["data-sk-text", "data-sk-value", "data-sk-list", "data-sk-action"];
 
-function storesOnPage(root) {
+export function storesOnPage(root) {
   const names = new Set();
   for (const attr of ATTRS) {
     for (const el of root.querySelectorAll(`[${attr}]`)) {
