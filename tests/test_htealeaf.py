@@ -331,6 +331,9 @@ def test_defect_no_limits() -> None:
         assert 429 in statuses
         r = c.get(api(s, "v"))
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        # one budget per visitor: the live pages' sync server counts the same requests
+        r = c.get(f"{LIVE}/stores/{s.id}")
+        assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
     assert s.read("v") is None and s.version == 0
 
 

@@ -34,9 +34,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import logging
 import re
-import threading
 import time
 import uuid
 import weakref
@@ -64,10 +62,11 @@ from ..exceptions import (
     ValidationError,
 )
 from ..server._app import SyncServer
-from ..server._errors import ApiError
+from ..server._errors import ApiError, error_response, last_resort
 from ..server._html import HTML, Do, js_literal, js_string, react
 from ..server._hub import Hub
 from ..server._limits import Limits as ServerLimits
+from ..server._limits import RateLimiter, check_depth, depth_of
 from ._htealeaf_web import (
     COOKIE,
     App,
@@ -137,7 +136,6 @@ __all__ = [
 ]
 
 WSGI = App
-_log = logging.getLogger("statekit.htealeaf")
 _registry: weakref.WeakValueDictionary[str, Store | AuthStore] = weakref.WeakValueDictionary()
 _MUTATIONS = ("POST", "PATCH", "DELETE")
 _METHODS = ("GET", *_MUTATIONS)
@@ -183,19 +181,6 @@ class Limits:
     depth: int = 32  #: nesting of a JSON value
     rate: float = 50.0  #: requests per second per identity (token bucket)...
     burst: int = 100  #: ...with bursts of this many
-
-
-class _Error(Exception):
-    """A 4xx answer: ``{"error": code, "detail": detail}``."""
-
-    def __init__(self, status: int, code: str, detail: str, **headers: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.headers = status, code, detail, headers
-
-    def response(self) -> Response:
-        return JSONResponse(
-            {"error": self.code, "detail": self.detail}, self.status, headers=self.headers
-        )
 
 
 # ------------------------------------------------------------------ the operations
@@ -561,12 +546,11 @@ class SuperStore:
     ) -> None:
         self.app = app
         self.sessions = sessions_of(app, secret)
+        self._limiter = RateLimiter(ServerLimits())
         self.limits = limits or Limits()
         self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
         #: The app scope the stores' values live in: the one current now.
         self.scope: SkScope = app_scope()
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
         self._next_sweep = 0.0
         api = _StoreAPI(self)
         routes: list[Route | Mount] = [
@@ -579,22 +563,16 @@ class SuperStore:
         self.server: SyncServer | None = None
         self._served = 0  # the registration the server last caught up with
         if self.live is not None:
-            limits = self.limits
             self.server = SyncServer(
                 [],
                 secret=self.sessions.secret,  # one secret: the same cookies
                 session_max_age=self.sessions.max_age,
                 identify=self._identify,
                 allowed_origins=allowed_origins,
-                limits=ServerLimits(
-                    body=limits.body,
-                    ops=limits.ops,
-                    depth=limits.depth,
-                    rate=limits.rate,
-                    burst=limits.burst,
-                ),
+                limits=self._limiter.limits,
                 app=self.scope,
             )
+            self.server.rate = self._limiter  # one budget per visitor, pages and streams
             self._page_js = _PAGE_JS.read_bytes()
             routes[0:0] = [
                 Route(self.live + "/htealeaf.js", self._serve_page_js),
@@ -606,6 +584,26 @@ class SuperStore:
         # JSON Patch writes commit through a hub, which says their exact version.
         self._hub = self.server.hub if self.server is not None else Hub(log_size=1)
         app.router.routes[0:0] = routes
+
+    @property
+    def limits(self) -> Limits:
+        """What one request may cost (the routes' and the sync server's); settable."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
+        # The sync server's form of the same limits; its rate buckets check them.
+        self._limiter.limits = ServerLimits(
+            body=limits.body,
+            ops=limits.ops,
+            depth=limits.depth,
+            rate=limits.rate,
+            burst=limits.burst,
+        )
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.limits = self._limiter.limits
 
     def script(self, request: Request) -> str:
         """The ``<script>`` that makes a page live (an :class:`App` adds it to every page).
@@ -673,41 +671,19 @@ class SuperStore:
 
     # -------------------------------------------------------------- checks
 
-    def _rate(self, identity: str) -> None:
-        limits = self.limits
-        now = time.monotonic()
-        with self._lock:
-            tokens, seen = self._buckets.get(identity, (float(limits.burst), now))
-            tokens = min(float(limits.burst), tokens + (now - seen) * limits.rate)
-            if tokens < 1.0:
-                self._buckets[identity] = (tokens, now)
-                wait = max(1, int((1.0 - tokens) / limits.rate + 0.999))
-                raise _Error(
-                    429,
-                    "rate_limited",
-                    f"more than {limits.rate:g} requests/s (burst {limits.burst})",
-                    **{"Retry-After": str(wait)},
-                )
-            self._buckets[identity] = (tokens - 1.0, now)
-            if len(self._buckets) > 10_000:  # forget identities whose bucket is full again
-                full = float(limits.burst)
-                for key, (left, at) in list(self._buckets.items()):
-                    if left + (now - at) * limits.rate >= full:
-                        del self._buckets[key]
-
     def _check_origin(self, request: Request) -> None:
         site = request.headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
-            raise _Error(403, "cross_origin", f"Sec-Fetch-Site {site!r} is not same-origin")
+            raise ApiError(403, "cross_origin", f"Sec-Fetch-Site {site!r} is not same-origin")
         origin = request.headers.get("origin")
         if origin is not None:
             own = f"{request.url.scheme}://{request.headers.get('host', '')}"
             if origin.rstrip("/") != own and origin.rstrip("/") not in self.allowed_origins:
-                raise _Error(403, "cross_origin", "the request's Origin is not this site's")
+                raise ApiError(403, "cross_origin", "the request's Origin is not this site's")
 
     async def _body(self, request: Request, method: str) -> Any:
         if method != "JSON-PATCH" and _media_type(request) != "application/json":
-            raise _Error(
+            raise ApiError(
                 415,
                 "unsupported_media_type",
                 "writes need Content-Type: application/json"
@@ -716,25 +692,24 @@ class SuperStore:
         limit = self.limits.body
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise _Error(413, "body_too_large", f"the body is over {limit} bytes")
+            raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > limit:
-                raise _Error(413, "body_too_large", f"the body is over {limit} bytes")
+                raise ApiError(413, "body_too_large", f"the body is over {limit} bytes")
         try:
             value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
         except RecursionError:
-            raise _Error(
+            raise ApiError(
                 422, "too_deep", f"the body nests deeper than {self.limits.depth}"
             ) from None
         except (ValueError, UnicodeDecodeError) as exc:
             detail = f"the body is not JSON ({type(exc).__name__})"
             if isinstance(exc, json.JSONDecodeError):
                 detail = f"the body is not JSON: {exc.msg} at offset {exc.pos}"
-            raise _Error(400, "malformed_json", detail) from None
-        if _depth(value) > self.limits.depth:
-            raise _Error(422, "too_deep", f"the body nests deeper than {self.limits.depth}")
+            raise ApiError(400, "malformed_json", detail) from None
+        check_depth(self.limits.depth, depth_of(value), "the body")
         return value
 
     def _sweep(self) -> None:
@@ -751,26 +726,26 @@ class SuperStore:
         try:
             sid = self.sessions.verify(request.cookies.get(COOKIE))
             client = request.client.host if request.client else "?"
-            self._rate(f"s:{sid}" if sid else f"ip:{client}")
+            self._limiter.check(f"s:{sid}" if sid else f"ip:{client}")
             method = request.method
             if method not in _METHODS:
-                raise _Error(
+                raise ApiError(
                     405,
                     "method_not_allowed",
                     f"{method} is not one of {', '.join(_METHODS)}",
-                    Allow=", ".join(_METHODS),
+                    {"Allow": ", ".join(_METHODS)},
                 )
             api_id = request.path_params["api_id"]
             store = _registry.get(api_id)
             if store is None:
-                raise _Error(404, "unknown_store", f"no store {api_id!r}")
+                raise ApiError(404, "unknown_store", f"no store {api_id!r}")
             data: Any = None
             if method in _MUTATIONS:
                 if request.headers.get("x-statekit") != "1":
-                    raise _Error(403, "missing_header", "writes need the header X-Statekit: 1")
+                    raise ApiError(403, "missing_header", "writes need the header X-Statekit: 1")
                 self._check_origin(request)
                 if sid is None:
-                    raise _Error(
+                    raise ApiError(
                         401, "invalid_session", "writes need a valid session cookie (load a page)"
                     )
                 if method == "PATCH" and _media_type(request) == _JSON_PATCH:
@@ -783,8 +758,8 @@ class SuperStore:
                 self._sweep()
                 result = self._apply(store, method, request.path_params.get("path", ""), sid, data)
             response: Response = JSONResponse(result[0], headers={"ETag": f'"{result[1]}"'})
-        except _Error as error:
-            response = error.response()
+        except ApiError as error:
+            response = error_response(error)
         if cookie is not None:
             session_cookie(response, request, cookie, self.sessions.max_age)
         return response
@@ -796,22 +771,22 @@ class SuperStore:
         try:
             parts = _paths.parse(path)
         except PathError as exc:
-            raise _Error(404, "not_found", f"{label}: {exc}") from None
+            raise ApiError(404, "not_found", f"{label}: {exc}") from None
         where = _paths.format(parts)
         view: _Ops = store
         if isinstance(store, AuthStore):
             found = store.auth(self.sessions.load(sid))
             if found is None:  # anonymous: as if there were no such store
-                raise _Error(404, "unknown_store", f"no store {store.id!r}")
+                raise ApiError(404, "unknown_store", f"no store {store.id!r}")
             view = found
         if method == "JSON-PATCH" and parts:
-            raise _Error(
+            raise ApiError(
                 415,
                 "unsupported_media_type",
                 f"{label}: a JSON Patch goes to /api/_store/{store.id} (its pointers say where)",
             )
         if method not in ("GET", "JSON-PATCH") and not store.writable(where):
-            raise _Error(403, "not_writable", f"{label}: {where!r} is not writable")
+            raise ApiError(403, "not_writable", f"{label}: {where!r} is not writable")
         try:
             if method == "JSON-PATCH":
                 return self._json_patch(store, view, data)
@@ -826,27 +801,27 @@ class SuperStore:
                 value = None
             return value, view.version
         except PathError as exc:
-            raise _Error(404, "not_found", f"{label}: {exc}") from None
+            raise ApiError(404, "not_found", f"{label}: {exc}") from None
         except ValidationError as exc:
-            raise _Error(422, "validation_failed", _first_line(exc)) from None
+            raise ApiError(422, "validation_failed", _first_line(exc)) from None
         except PatchError as exc:
-            raise _Error(422, "invalid_patch", _first_line(exc)) from None
+            raise ApiError(422, "invalid_patch", _first_line(exc)) from None
         except StatekitError as exc:
-            raise _Error(422, "invalid_request", f"{label}: {type(exc).__name__}") from None
+            raise ApiError(422, "invalid_patch", f"{label}: {type(exc).__name__}") from None
 
     def _json_patch(self, store: Store | AuthStore, view: _Ops, ops: Any) -> tuple[Any, int]:
         """Check ``ops`` against the limits and ``writable``, then commit them at once."""
         label = f"store {store.id!r}"
         if not isinstance(ops, list):
-            raise _Error(422, "invalid_patch", "a JSON Patch is an array of operations")
+            raise ApiError(422, "invalid_patch", "a JSON Patch is an array of operations")
         if len(ops) > self.limits.ops:
-            raise _Error(
+            raise ApiError(
                 413, "too_many_ops", f"{len(ops)} operations; at most {self.limits.ops} per patch"
             )
         for number, op in enumerate(ops):
             name = op.get("op") if isinstance(op, dict) else None
             if name not in _PATCH_OPS:
-                raise _Error(
+                raise ApiError(
                     422,
                     "invalid_patch",
                     f"op {number}: an object whose 'op' is one of {', '.join(sorted(_PATCH_OPS))}",
@@ -854,19 +829,19 @@ class SuperStore:
             for member in ("path", "from") if name in ("move", "copy") else ("path",):
                 pointer = op.get(member)
                 if not isinstance(pointer, str) or (pointer and pointer[0] != "/"):
-                    raise _Error(
+                    raise ApiError(
                         422, "invalid_patch", f"op {number} ({name}): {member!r} is not a pointer"
                     )
                 try:
                     _paths.parse(pointer)
                 except PathError as exc:
-                    raise _Error(
+                    raise ApiError(
                         422, "invalid_patch", f"op {number} ({name}): {exc.reason}"
                     ) from None
                 if name == "test" or (name, member) == ("copy", "from"):
                     continue  # reads: allowed anywhere
                 if not store.writable(pointer):
-                    raise _Error(
+                    raise ApiError(
                         403, "not_writable", f"{label}: op {number} ({name}) writes {pointer!r}"
                     )
         with view._enter():
@@ -874,9 +849,9 @@ class SuperStore:
             try:
                 version = self._hub.commit(copy, ops)
             except PatchTestFailed as exc:
-                raise _Error(409, "test_failed", _first_line(exc)) from None
+                raise ApiError(409, "test_failed", _first_line(exc)) from None
             except PathError as exc:
-                raise _Error(422, "path_not_found", _first_line(exc)) from None
+                raise ApiError(422, "path_not_found", _first_line(exc)) from None
         return {"version": version}, version
 
 
@@ -890,23 +865,6 @@ def _first_line(exc: Exception) -> str:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _depth(value: Any) -> int:
-    """How deep containers nest in ``value`` (iterative: no recursion limit)."""
-    deepest = 0
-    todo = [(value, 1)]
-    while todo:
-        item, level = todo.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        todo.extend((child, level + 1) for child in children)
-    return deepest
 
 
 class _Live:
@@ -931,7 +889,6 @@ class _StoreAPI:
         request = Request(scope, receive)
         try:
             response = await self.hub.handle(request)
-        except Exception:  # a bug must not become a 500 page that leaks a traceback
-            _log.exception("statekit.compat.htealeaf: unexpected error")
-            response = _Error(400, "bad_request", "the request could not be handled").response()
+        except Exception as exc:  # a bug must not become a 500 page that leaks a traceback
+            response = last_resort(exc)
         await response(scope, receive, send)
