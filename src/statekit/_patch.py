@@ -338,7 +338,8 @@ def _no_container(parts: Sequence[str], node: Any) -> PathError:
     return PathError(_paths.format(parts), parts[-1], f"cannot index into {_paths.type_name(node)}")
 
 
-def _missing_key(parts: Sequence[str]) -> PathError:
+def missing_key(parts: Sequence[str]) -> PathError:
+    """The PathError of a ``replace`` whose key is not in its object."""
     return PathError(_paths.format(parts), parts[-1], f"no key {parts[-1]!r} in object")
 
 
@@ -374,7 +375,7 @@ def _remove(doc: Any, parts: tuple[str, ...], owned: _Owned) -> tuple[Any, Any]:
     parent, last = chain[-1], parts[-1]
     if isinstance(parent, dict):
         if last not in parent:
-            raise _missing_key(parts)
+            raise missing_key(parts)
         old = parent[last]
         new = _writable(parent, owned)
         dict.__delitem__(new, last)
@@ -400,7 +401,7 @@ def _replace(
     if isinstance(parent, dict):
         old = parent.get(last, _MISSING)
         if old is _MISSING and not add_key:
-            raise _missing_key(parts)
+            raise missing_key(parts)
         if _unchanged(old, value):
             return doc, old
         new = _writable(parent, owned)
@@ -510,7 +511,7 @@ def replace_lazy(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, Non
         key = parts[0]
         old = dict.get(doc, key, _MISSING)
         if old is _MISSING:
-            raise _missing_key(parts)
+            raise missing_key(parts)
         if old is value or (type(old) is type(value) and type(value) in _SCALAR and old == value):
             return doc, None, None
         new = _dict_new(FrozenDict)

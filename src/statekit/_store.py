@@ -25,6 +25,7 @@ from ._computed import Computed
 from ._definition import Definition
 from ._engine import ComputedNode, Node, SignalNode, WatcherNode
 from ._engine import _core as _engine_core
+from ._engine import _graph as _engine_graph
 from ._frozen import FrozenDict, FrozenList, thaw
 from ._paths import _parse_string
 from ._scope import Scope, _current
@@ -74,6 +75,15 @@ _Change = tuple[Any, list[dict[str, Any]] | None, Any]
 
 _BATCH = _engine.Batch()
 _ident = threading.get_ident
+_engine_lock = _engine_core.lock
+_engine_tls = _engine_core.tls
+_propagate = _engine_graph.propagate
+_replace_lazy = _patch.replace_lazy
+_dict_new = dict.__new__
+_dict_update = dict.update
+_dict_setitem = dict.__setitem__
+_dict_get = dict.get
+_SCALAR = frozenset({str, int, float, bool})  # _patch._SCALAR: compared by value
 
 # Views (one tracked node per path read in a tracked context) that nobody
 # watches any more are pruned when the dict reaches this size, and then at
@@ -422,7 +432,77 @@ class Store(Definition):
                 frozen = _patch.freeze_json(value, parts)
             except PatchError as exc:
                 raise self._named(exc) from None
-        self._commit(_patch.replace_lazy, parts, frozen)
+        if not parts or self._schema is not None or _engine_core._active is not None:
+            self._commit(_patch.replace_lazy, parts, frozen)
+            return
+        # The common write, inlined (the scope lookup of _node included):
+        # _commit(replace_lazy, ...) made without its generality when no
+        # transaction, backend or patch listener needs the ops as dicts (or a
+        # retry loop). The document is copied along ``parts`` only, the undo
+        # record stays lazy (``(None, (parts, value, old))``, expanded by
+        # undo), and there is no engine batch: nothing between taking the
+        # lock and releasing it runs user code, and the flush and listeners
+        # run after the release, in _commit's order.
+        current = _current.get()
+        owner = current.chain[self._depth]
+        cache = self._cache
+        state: _StoreState = cache[1] if cache[0] is owner else self._lookup(owner)
+        local = _engine_tls.state
+        with state.lock:
+            if state.tx_depth or state.patch_listeners or state.link is not None:
+                general = True
+            else:
+                general = False
+                root = state.root
+                base = root.value
+                if len(parts) == 1 and base.__class__ is FrozenDict:
+                    # A top-level key (replace_lazy's own fast case).
+                    key = parts[0]
+                    old = _dict_get(base, key, _MISSING)
+                    if old is _MISSING:
+                        raise self._named(_patch.missing_key(parts)) from None
+                    if old is frozen or (
+                        old.__class__ is frozen.__class__
+                        and frozen.__class__ in _SCALAR
+                        and old == frozen
+                    ):
+                        return  # nothing changed: no version, no notification
+                    doc = _dict_new(FrozenDict)
+                    _dict_update(doc, base)
+                    _dict_setitem(doc, key, frozen)
+                    record: Any = (parts, frozen, old)
+                else:
+                    try:
+                        doc, _, record = _replace_lazy(base, parts, frozen)
+                    except (PathError, PatchError) as exc:
+                        raise self._named(exc) from None
+                    if doc is base:
+                        return
+                state.undo.append((None, record))
+                state.redo.clear()
+                version = state.version + 1
+                state.version = version
+                state.head = (doc, version)
+                # _engine.write_changed, inlined, and lock-free while no node
+                # depends on the root: the engine links a reader to a signal
+                # before it reads the value (read_signal), so a reader that
+                # links after the test below reads ``doc`` (the GIL orders the
+                # two threads' steps); one linked before it is propagated to.
+                root.value = doc
+                root.version += 1
+                if root.subs is not None:
+                    with _engine_lock:
+                        if root.subs is not None:
+                            _propagate(root.subs, local.queue)
+                if state.listeners:
+                    state.notify = True
+        if general:
+            self._commit(_patch.replace_lazy, parts, frozen)
+            return
+        if local.queue and not local.batch:
+            _engine.flush(local)
+        if state.notify or state.outbox:
+            self._listeners_after(state, local, current)
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -630,6 +710,14 @@ class Store(Definition):
             local.batch -= 1
             if not local.batch and local.queue:
                 _engine.flush(local)
+        if state.notify or state.outbox:
+            self._listeners_after(state, local, current)
+
+    def _listeners_after(self, state: _StoreState, local: Any, current: Scope) -> None:
+        """Listeners, then patch listeners, after a commit (lock released, batch ended).
+
+        ``local`` is this thread's engine state and ``current`` its scope.
+        """
         if state.notify:  # _store_listen.notify, inlined
             if local.batch or local.flushing:
                 _engine.schedule(state.dispatcher)  # type: ignore[arg-type]

@@ -99,7 +99,13 @@ def dispatch(state: _StoreState, local: Any = None) -> None:
                     else:
                         value = value_at(doc, listener.parts)
                     last = listener.last
-                    if value is last or same_value(last, value):
+                    if value is last:
+                        continue
+                    kind = value.__class__
+                    if kind in _SCALARS:  # same_value's common case, without a call
+                        if last.__class__ is kind and last == value:
+                            continue
+                    elif same_value(last, value):
                         continue
                     listener.last = value
                     callback = listener.callback
