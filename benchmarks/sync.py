@@ -642,7 +642,7 @@ def report(spec: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         )
     print(
         "patches/s: write requests answered per second; deliv/s: patch deliveries per second "
-        "(x subscribers in (b)); events: SSE patch events sent (coalescing); p50/p99: write to "
+        "(x subscribers in (b)); events: SSE patch events received (measured windows); p50/p99: write to "
         "receipt on the SSE stream; wr: PATCH response time; srv µs/p: server CPU per patch (sys: the kernel's share of it); "
         "cpu: share of one core."
     )
