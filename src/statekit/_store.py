@@ -31,6 +31,7 @@ from ._paths import _parse_string
 from ._scope import Scope, _current
 from ._store_listen import MISSING as _MISSING
 from ._store_listen import Listener, add_listener, dispatch, notify
+from ._store_select import listen_selector
 from .exceptions import (
     InvalidDefinition,
     PatchError,
@@ -201,7 +202,7 @@ class Store(Definition):
         statekit.exceptions.PathError: path '/todo/5': part '5': index 5 out of range...'todos'
     """
 
-    __slots__ = ("_history", "_initial", "_schema", "_selectors", "writable")
+    __slots__ = ("_history", "_initial", "_schema", "_selector_fns", "_selectors", "writable")
 
     def __init__(
         self,
@@ -231,6 +232,8 @@ class Store(Definition):
         self._initial = document
         self._history = history
         self._selectors: dict[str, Computed[Any]] = {}
+        # Each selector's function of ``get`` (its listeners run it: _store_select).
+        self._selector_fns: dict[str, Callable[[Callable[..., Any]], Any]] = {}
         #: Paths clients of the sync server may write (server-side code may write anything).
         self.writable: tuple[str, ...] = tuple(
             _paths.format(self._parse(path)) for path in writable or ()
@@ -501,8 +504,11 @@ class Store(Definition):
             return
         if local.queue and not local.batch:
             _engine.flush(local)
-        if state.notify or state.outbox:
-            self._listeners_after(state, local, current)
+        if state.outbox or (local.batch or local.flushing or current is not state.owner):
+            if state.notify or state.outbox:
+                self._listeners_after(state, local, current)
+        elif state.notify:
+            dispatch(state, local)  # _listeners_after's common case
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -884,7 +890,7 @@ class Store(Definition):
         state = self._state()
         parts = self._parse(path)
         if len(parts) == 1 and parts[0] in self._selectors:
-            return self._selectors[parts[0]].subscribe(callback)
+            return listen_selector(self, state, parts[0], callback)
 
         return add_listener(state, parts, callback, f"{self.name}:{_paths.format(parts)}")
 
@@ -973,6 +979,7 @@ class Store(Definition):
             derived: Computed[T] = Computed(
                 lambda: fn(self.get), name=f"{self.name}.{key}", scope=self.scope
             )
+            self._selector_fns[key] = fn
             self._selectors[key] = derived
             return derived
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import _engine
@@ -38,8 +39,18 @@ from .exceptions import CycleError, DisposedError, PathError
 
 if TYPE_CHECKING:
     from ._store import _StoreState
+    from ._store_select import SelectorRun
 
-__all__ = ["MISSING", "Listener", "add_listener", "dispatch", "notify", "same_value", "value_at"]
+__all__ = [
+    "MISSING",
+    "Listener",
+    "add_listener",
+    "dispatch",
+    "notify",
+    "register",
+    "same_value",
+    "value_at",
+]
 
 MISSING: Any = object()  # the value at a path that does not exist
 MAX_RERUNS = 100  # passes of one loop re-triggered by its own listeners: a cycle
@@ -49,10 +60,18 @@ _WATCHER = 2  # the engine's WATCHER flag: a dispatcher starts clean (not DIRTY)
 class Listener:
     """One ``listen(path, callback)``: its path, the value it last saw, and since when."""
 
-    __slots__ = ("callback", "key", "last", "parts", "version", "where")
+    __slots__ = ("callback", "key", "last", "parts", "select", "version", "where")
 
-    def __init__(self, parts: tuple[str, ...], callback: Callable[[Any], Any], where: str) -> None:
+    def __init__(
+        self,
+        parts: tuple[str, ...],
+        callback: Callable[[Any], Any],
+        where: str,
+        select: SelectorRun | None = None,
+    ) -> None:
         self.parts = parts
+        # A listener on a selector (``_store_select``): the loop runs it instead.
+        self.select = select
         # A top-level key is read with one dict lookup (the common case).
         self.key = parts[0] if len(parts) == 1 else None
         self.callback: Callable[[Any], Any] | None = callback
@@ -92,6 +111,10 @@ def dispatch(state: _StoreState, local: Any = None) -> None:
                 doc, version = state.head
                 for listener in state.listeners:
                     if listener.version >= version:
+                        continue
+                    select = listener.select
+                    if select is not None:
+                        select.run(listener, doc)
                         continue
                     key = listener.key
                     if key is not None:
@@ -145,6 +168,20 @@ def add_listener(
     state: _StoreState, parts: tuple[str, ...], callback: Callable[[Any], Any], name: str
 ) -> Callable[[], None]:
     """Register ``callback`` for the value at ``parts``; return ``off``."""
+    listener = Listener(parts, callback, f"effect {'listener of ' + name!r}")
+    del callback
+    return register(state, listener, partial(value_at, parts=parts), name)
+
+
+def register(
+    state: _StoreState, listener: Listener, baseline: Callable[[Any], Any], name: str
+) -> Callable[[], None]:
+    """Add ``listener`` to the copy's loop, starting from ``baseline(document)``; return ``off``.
+
+    ``baseline`` runs under the copy's lock with the committed document, so
+    no commit falls between the value the listener starts from and its
+    place in the loop.
+    """
     scope = state.owner
     if state.dispatcher is None:
         dispatcher = WatcherNode(state.dispatch_fn, f"listeners of {name}", scope, scope.runner)
@@ -159,12 +196,11 @@ def add_listener(
             scope._adopt_effect(dispatcher)
     elif state.dispatcher.flags & DISPOSED_FLAG:
         raise DisposedError(f"{scope!r} is disposed; no effect can start in it")
-    listener = Listener(parts, callback, f"effect {'listener of ' + name!r}")
     with state.lock:
-        doc, listener.version = state.head
-        listener.last = value_at(doc, parts)
+        doc, version = state.head
+        listener.last = baseline(doc)
+        listener.version = version
         state.listeners = (*state.listeners, listener)
-    del callback
 
     def off() -> None:
         with state.lock:
