@@ -487,14 +487,11 @@ def new_app_scope(name: str = "app") -> Scope:
     return Scope(APP, name, None, None)
 
 
-@contextmanager
-def _enter(scope: Scope) -> Iterator[Scope]:
-    with scope:
-        yield scope
-
-
-def session(session_id: str | None = None, *, ttl: float | None = None) -> Any:
+def session(session_id: str | None = None, *, ttl: float | None = None) -> Scope:
     """Enter the session ``session_id`` (created on first use) for a ``with`` block.
+
+    Returns the session's :class:`Scope`, which is the context manager: a
+    ``with`` block makes it current (``as`` names it).
 
     The session hangs under the current user if one is active, else under the
     app. Entering the same id again finds the same session and its values.
@@ -513,11 +510,15 @@ def session(session_id: str | None = None, *, ttl: float | None = None) -> Any:
     parent = current.chain[USER] or current.chain[APP]
     assert parent is not None
     sid = session_id if session_id is not None else _new_id()
-    return _enter(parent._child(SESSION, sid, ttl))
+    # The scope is its own context manager (entering makes it current): no
+    # generator-based wrapper to build, enter and finish per session.
+    return parent._child(SESSION, sid, ttl)
 
 
-def user(user_id: str, *, ttl: float | None = None) -> Any:
+def user(user_id: str, *, ttl: float | None = None) -> Scope:
     """Enter the user ``user_id`` (created on first use) for a ``with`` block.
+
+    Returns the user's :class:`Scope` (the context manager, like :func:`session`).
 
     Example:
         >>> import statekit as sk
@@ -530,7 +531,7 @@ def user(user_id: str, *, ttl: float | None = None) -> Any:
     """
     app = _current.get().chain[APP]
     assert app is not None
-    return _enter(app._child(USER, user_id, ttl))
+    return app._child(USER, user_id, ttl)
 
 
 @contextmanager
