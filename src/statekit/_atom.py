@@ -84,8 +84,9 @@ class Atom(Definition, Generic[T]):
     def set(self, new: T) -> None:
         """Replace the value; subscribers run if it changed."""
         owner = _current.get().chain[self._depth]
-        cache = self._cache
-        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        cached, node = self._cache  # one tuple: the pair stays consistent across threads
+        if cached is not owner:
+            node = self._lookup(owner)
         _write_signal(node, new if new.__class__ in _PLAIN else freeze(new))
 
     def update(self, fn: Callable[[T], T]) -> T:

@@ -179,11 +179,7 @@ def update_computed(node: ComputedNode) -> bool:
     (which only trusts a node without DIRTY, PENDING or RUNNING) never sees
     a half-finished run.
     """
-    global _nesting, _active
-    nesting = _nesting
-    if nesting >= MAX_NESTING:
-        raise _TooDeep(node)
-    _nesting = nesting + 1
+    global _active
     prev = _active
     _active = node
     node.deps_tail = None
@@ -196,8 +192,7 @@ def update_computed(node: ComputedNode) -> bool:
             new = node.fn() if context is None else context(node.fn)
     except BaseException as exc:
         _active = prev
-        _nesting = nesting
-        if isinstance(exc, RecursionError) and nesting:
+        if isinstance(exc, RecursionError) and _nesting:
             # Out of stack while nested: unwind and evaluate this node first.
             node.flags = (node.flags & ~RUNNING) | DIRTY
             raise _TooDeep(node) from None
@@ -215,7 +210,6 @@ def update_computed(node: ComputedNode) -> bool:
         node.flags = (node.flags & ~RUNNING) | DIRTY
         raise
     _active = prev
-    _nesting = nesting
     if new.__class__ not in _PLAIN:
         new = _value_filter(new)
     tail = node.deps_tail
@@ -297,6 +291,23 @@ def _refresh(node: ComputedNode) -> None:
         node.flags = flags & ~PENDING
 
 
+def _refresh_nested(node: ComputedNode) -> None:
+    """``_refresh`` from inside a computed's run: one level deeper.
+
+    Only these reads nest Python calls (a top-level pull is iterative), so the
+    depth is counted here and not in every ``update_computed``.
+    """
+    global _nesting
+    nesting = _nesting
+    if nesting >= MAX_NESTING:
+        raise _TooDeep(node)
+    _nesting = nesting + 1
+    try:
+        _refresh(node)
+    finally:
+        _nesting = nesting
+
+
 def _cycle(node: Node) -> CycleError:
     names = [node.name]
     for walk in _evaluating():
@@ -374,22 +385,32 @@ def _result(node: ComputedNode) -> Any:
 # Python call per read.
 
 
+def _link_new(node: Node, active: Node) -> None:
+    """Track a read that does not reuse a link of the last run (lock held).
+
+    The owner check runs here, not on every read: whether ``active`` may read
+    ``node`` depends only on their scopes, which never change, so a link that
+    exists has passed it already.
+    """
+    if node.owner is not active.owner and _owner_check is not None:
+        _owner_check(node, active)
+    link(node, active)
+
+
 def read_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value, tracking it for the current run."""
     active = _active
     if active is not None and _held():
         # Inside another computed's evaluation: this thread holds the lock.
         if node.flags & STALE:
-            _refresh(node)
-        if node.owner is not active.owner and _owner_check is not None:
-            _owner_check(node, active)
+            _refresh_nested(node)
         tail = active.deps_tail
         if tail is None or tail.dep is not node:
             following = active.deps if tail is None else tail.next_dep
             if following is not None and following.dep is node:
                 active.deps_tail = following
             elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
-                link(node, active)
+                _link_new(node, active)
         value = node.value
         if value.__class__ is Failure:
             value.throw()
@@ -441,7 +462,7 @@ def peek_computed(node: ComputedNode) -> Any:
         _active = None
         try:
             if node.flags & STALE:
-                _refresh(node)
+                _refresh_nested(node)
             return _result(node)
         finally:
             _active = prev
@@ -455,15 +476,13 @@ def read_signal(node: SignalNode) -> Any:
     """Read a signal, tracking it for the current run."""
     active = _active
     if active is not None and _held():
-        if node.owner is not active.owner and _owner_check is not None:
-            _owner_check(node, active)
         tail = active.deps_tail
         if tail is None or tail.dep is not node:
             following = active.deps if tail is None else tail.next_dep
             if following is not None and following.dep is node:
                 active.deps_tail = following
             elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
-                link(node, active)
+                _link_new(node, active)
         return node.value
     return _read_signal_outside(node)
 
@@ -504,19 +523,18 @@ def definition_getters(
 
     def signal_value(self: Any) -> Any:
         owner = _probe().chain[self._depth]
-        cache = self._cache
-        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        cached, node = self._cache  # one tuple: the pair stays consistent across threads
+        if cached is not owner:
+            node = self._lookup(owner)
         active = _active
         if active is not None and _held():
-            if node.owner is not active.owner and _owner_check is not None:
-                _owner_check(node, active)
             tail = active.deps_tail
             if tail is None or tail.dep is not node:
                 following = active.deps if tail is None else tail.next_dep
                 if following is not None and following.dep is node:
                     active.deps_tail = following
                 elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
-                    link(node, active)
+                    _link_new(node, active)
             return node.value
         watcher = tls.state.active
         if watcher is not None:  # lock-free when the link is in place
@@ -528,32 +546,39 @@ def definition_getters(
         return node.value
 
     def computed_value(self: Any) -> Any:
+        global _nesting
         owner = _probe().chain[self._depth]
-        cache = self._cache
-        node = cache[1] if cache[0] is owner else self._lookup(owner)
+        cached, node = self._cache  # one tuple: the pair stays consistent across threads
+        if cached is not owner:
+            node = self._lookup(owner)
         active = _active
         try:
             if active is not None and _held():
                 flags = node.flags
-                if flags & STALE:
-                    if flags & _DIRTY_OR_RUNNING == DIRTY:  # _refresh's common case, inlined
-                        if update_computed(node):
-                            subs = node.subs
-                            if subs is not None and (
-                                subs.next_sub is not None or subs.sub is not active
-                            ):
-                                shallow_propagate(subs)
-                    else:
-                        _refresh(node)
-                if node.owner is not active.owner and _owner_check is not None:
-                    _owner_check(node, active)
+                if flags & STALE:  # _refresh_nested, its common case inlined
+                    nesting = _nesting
+                    if nesting >= MAX_NESTING:
+                        raise _TooDeep(node)
+                    _nesting = nesting + 1
+                    try:
+                        if flags & _DIRTY_OR_RUNNING == DIRTY:
+                            if update_computed(node):
+                                subs = node.subs
+                                if subs is not None and (
+                                    subs.next_sub is not None or subs.sub is not active
+                                ):
+                                    shallow_propagate(subs)
+                        else:
+                            _refresh(node)
+                    finally:
+                        _nesting = nesting
                 tail = active.deps_tail
                 if tail is None or tail.dep is not node:
                     following = active.deps if tail is None else tail.next_dep
                     if following is not None and following.dep is node:
                         active.deps_tail = following
                     elif tail is None or tail.prev_dep is None or tail.prev_dep.dep is not node:
-                        link(node, active)
+                        _link_new(node, active)
             elif not node.flags & STALE:
                 # From an effect or plain code, up to date: lock-free as in
                 # _read_computed_outside when the link is already in place.

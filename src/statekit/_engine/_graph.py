@@ -129,48 +129,68 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
 
     Direct subscribers become DIRTY, transitive ones PENDING; watchers are
     queued. A node already marked is not walked again (the "already notified"
-    guard that keeps diamonds and cellx linear).
+    guard that keeps diamonds and cellx linear). The direct subscribers are
+    the outer loop and everything below them an inner walk whose stack holds
+    bare links: below the first level the mark is always PENDING.
     """
-    stack: list[tuple[Link, int]] = []
-    mark = DIRTY
-    current: Link = lnk
+    stack: list[Link] = []
     while True:
-        sub = current.sub
+        sub = lnk.sub
         flags = sub.flags
         if not flags & _MARKED:
             if flags & WATCHER:
                 if not flags & QUEUED or sub.queue is not queue:  # type: ignore[attr-defined]
-                    sub.flags = flags | mark | QUEUED
+                    sub.flags = flags | DIRTY | QUEUED
                     sub.queue = queue  # type: ignore[attr-defined]
                     queue.append(sub)
                 else:
-                    sub.flags = flags | mark
+                    sub.flags = flags | DIRTY
             else:
-                sub.flags = flags | mark
-                if sub.subs is not None:
-                    following = current.next_sub
-                    if following is not None:
-                        stack.append((following, mark))
-                    current = sub.subs
-                    mark = PENDING
-                    continue
+                sub.flags = flags | DIRTY
+                current = sub.subs
+                while current is not None:
+                    sub = current.sub
+                    flags = sub.flags
+                    if not flags & _MARKED:
+                        if flags & WATCHER:
+                            if not flags & QUEUED or sub.queue is not queue:  # type: ignore[attr-defined]
+                                sub.flags = flags | PENDING | QUEUED
+                                sub.queue = queue  # type: ignore[attr-defined]
+                                queue.append(sub)
+                            else:
+                                sub.flags = flags | PENDING
+                        else:
+                            sub.flags = flags | PENDING
+                            if sub.subs is not None:
+                                following = current.next_sub
+                                if following is not None:
+                                    stack.append(following)
+                                current = sub.subs
+                                continue
+                    elif flags & WATCHER and sub.queue is not queue:  # type: ignore[attr-defined]
+                        _requeue(sub, queue)
+                    current = current.next_sub
+                    if current is None and stack:
+                        current = stack.pop()
         else:
-            if mark == DIRTY and not flags & DIRTY:
+            if not flags & DIRTY:
                 # Already reached through a longer path: upgrade, no second walk.
                 sub.flags = flags | DIRTY
             if flags & WATCHER and sub.queue is not queue:  # type: ignore[attr-defined]
-                # Marked by a thread whose batch holds it back: this thread,
-                # which is not waiting for that batch, queues it too.
-                sub.flags |= QUEUED
-                sub.queue = queue  # type: ignore[attr-defined]
-                queue.append(sub)
-        following = current.next_sub
-        if following is None:
-            if not stack:
-                return
-            current, mark = stack.pop()
-        else:
-            current = following
+                _requeue(sub, queue)
+        lnk = lnk.next_sub  # type: ignore[assignment]
+        if lnk is None:
+            return
+
+
+def _requeue(watcher: Node, queue: deque[Node]) -> None:
+    """Queue a watcher marked by a thread whose batch holds it back.
+
+    This thread, which is not waiting for that batch, queues it too.
+    """
+    watcher.flags |= QUEUED
+    watcher.queue = queue  # type: ignore[attr-defined]
+    queue.append(watcher)
 
 
 def shallow_propagate(lnk: Link | None) -> None:
