@@ -49,6 +49,8 @@ class Worker:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            if not line.endswith("\n"):
+                break  # cut off by a kill: not a whole line, so not an acknowledgement
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
