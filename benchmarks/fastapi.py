@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+from _servers import free_port, wait_until_up  # noqa: E402 (before the folder leaves the path)
+
 # This file is named fastapi.py: drop its folder from the path, or it would
 # shadow the fastapi package it measures.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
@@ -233,25 +234,6 @@ async def _session_from(
 # ---------------------------------------------------------------- orchestration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16, help="concurrent sessions")
@@ -275,10 +257,10 @@ def main() -> None:
     urls: dict[str, str] = {}
     try:
         for variant in ("hand-written", "statekit"):
-            port = _free_port()
+            port = free_port()
             proc = subprocess.Popen([sys.executable, __file__, "--serve", variant, str(port)])
             servers.append(proc)
-            _wait_until_up(port, proc)
+            wait_until_up(port, proc)
             urls[variant] = f"http://127.0.0.1:{port}"
         spec = {
             "urls": urls,

@@ -63,6 +63,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _servers import free_port, wait_until_up
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 try:
@@ -559,25 +561,6 @@ async def load(spec: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- orchestration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
-
-
 def _merge(rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     """Rounds of one row: medians of the rates and latencies, sums of the counts."""
 
@@ -715,7 +698,7 @@ def main() -> None:
     servers: dict[str, tuple[int, int]] = {}
     try:
         for name, variant, backend in wanted:
-            port = _free_port()
+            port = free_port()
             cmd = [sys.executable, __file__, "--serve", variant, str(port), backend or "-"]
             if args.profile and name == "statekit":
                 cmd += ["--profile", args.profile]
@@ -723,7 +706,7 @@ def main() -> None:
                 cmd += ["--event-interval", str(args.event_interval)]
             proc = subprocess.Popen(cmd)
             procs.append(proc)
-            _wait_until_up(port, proc)
+            wait_until_up(port, proc)
             servers[name] = (port, proc.pid)
         spec = {
             "servers": servers,
