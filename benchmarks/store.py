@@ -365,9 +365,11 @@ def foundation_cases(target: float, repeat: int, count: int) -> Result:
 FLET_ASP_RUNNER = textwrap.dedent(
     """
     import importlib.metadata, itertools, json, sys
-    sys.path.append(sys.argv[4])  # after site-packages: benchmarks/flet.py must not shadow flet
-    from store import check, floor, paired, sessions, time_case
+    # Imported first: store.py puts benchmarks/ at the front of sys.path, where
+    # benchmarks/flet.py would shadow the flet package flet_asp imports.
     import flet_asp as fa
+    sys.path.append(sys.argv[4])
+    from store import check, floor, paired, sessions, time_case
 
     target, repeat, count = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     out = {}
