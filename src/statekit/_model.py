@@ -77,6 +77,11 @@ class _StateDefinition(Definition):
                 "give every field a default (or restore() it after creation)"
             ) from exc
         _set(inst, "_sk_scope", scope)
+        if scope.chain[0].backend is not None:  # type: ignore[union-attr]
+            # The app scope has a backend: the fields live there.
+            from .backends._state import bind_state
+
+            bind_state(inst, scope)
         return inst
 
     def _release(self, scope: Scope, node: Any) -> None:
@@ -175,6 +180,7 @@ def _install(cls: type[State]) -> None:
         setattr(cls, name, FieldSlot(name))
     cls.__sk_fields__ = frozenset(cls.model_fields)
     cls.__sk_frozen__ = bool(cls.model_config.get("frozen"))
+    cls.__sk_guard__ = cls.__sk_frozen__
     cls.__sk_freeze__ = tuple(
         name for name, info in cls.model_fields.items() if _needs_freezing(info.annotation)
     )
@@ -244,6 +250,10 @@ class State(BaseModel):
     - ``update(field, fn)`` is the atomic read-modify-write; ``set(**values)``
       writes several fields as one validated change; ``restore(data)`` is the
       inverse of ``model_dump()``.
+    - With a backend attached to the app scope (``statekit.backends``), a
+      scoped instance's fields live in the backend as JSON, shared by every
+      process: the document is named ``"state:" + name`` where ``name=`` is
+      the class keyword, by default ``module.qualname`` (see docs/backends.md).
 
     Example:
         >>> import statekit as sk
@@ -263,7 +273,8 @@ class State(BaseModel):
         >>> stop()
     """
 
-    __slots__ = ("__weakref__", "_sk_nodes", "_sk_scope")
+    # ``_sk_link`` is set only on instances bound to a backend (never copied).
+    __slots__ = ("__weakref__", "_sk_link", "_sk_nodes", "_sk_scope")
 
     model_config = ConfigDict(
         validate_assignment=True,
@@ -275,6 +286,9 @@ class State(BaseModel):
     __sk_fields__: ClassVar[frozenset[str]] = frozenset()
     __sk_freeze__: ClassVar[tuple[str, ...]] = ()
     __sk_frozen__: ClassVar[bool] = False
+    # Frozen, or an instance is bound to a backend: writes take the slow branch.
+    __sk_guard__: ClassVar[bool] = False
+    __sk_name__: ClassVar[str | None] = None
     __sk_level__: ClassVar[str] = "app"
     __sk_abstract__: ClassVar[bool] = True
 
@@ -284,12 +298,22 @@ class State(BaseModel):
 
     # ------------------------------------------------------------ class set-up
 
-    def __init_subclass__(cls, scope: str | None = None, abstract: bool = False, **kwargs: Any):
+    def __init_subclass__(
+        cls,
+        scope: str | None = None,
+        abstract: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init_subclass__(**kwargs)
         if scope is not None:
             level_index(scope)  # a clear error for a typo
             cls.__sk_level__ = scope
         cls.__sk_abstract__ = abstract
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InvalidDefinition(f"{label(cls)}: name= is a non-empty string, not {name!r}")
+        # Not inherited: a subclass is another document in a backend.
+        cls.__sk_name__ = name
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

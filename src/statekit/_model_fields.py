@@ -43,6 +43,7 @@ __all__ = [
     "computed_node",
     "field_signal",
     "label",
+    "mirror",
     "validation_error",
     "write_field",
 ]
@@ -179,6 +180,25 @@ class ComputedMethod:
 # ---------------------------------------------------------------- writing
 
 
+def _guarded(inst: State, name: str) -> Any:
+    """The slow branch of :func:`_check_writable`: refuse, or return the backend link.
+
+    A class is "guarded" when it is frozen or one of its instances is bound
+    to a backend (``statekit.backends._state``); unguarded classes never get
+    here, so the no-backend path costs nothing more.
+    """
+    _refuse(inst, name)
+    link = getattr(inst, "_sk_link", None)  # the slot is unset on unbound instances
+    if link is not None:
+        active = _active_node()
+        if isinstance(active, ComputedNode):
+            raise StatekitError(
+                f"computed {active.name!r} tried to write {label(type(inst))}.{name}: "
+                "computed values must not have side effects (use an effect or an action)"
+            )
+    return link
+
+
 def _refuse(inst: State, name: str) -> None:
     scope = inst._sk_scope
     if scope is not None and scope.disposed:
@@ -194,11 +214,17 @@ def _refuse(inst: State, name: str) -> None:
         )
 
 
-def _check_writable(inst: State, name: str) -> bool:
-    """Refuse a write from a computed or to a disposed instance; tell if tracking is on."""
+def _check_writable(inst: State, name: str) -> Any:
+    """Refuse a write from a computed or to a disposed instance; tell if tracking is on.
+
+    Returns ``False`` (untracked), ``True`` (inside an effect), or, for an
+    instance bound to a backend, its link: the write goes through that.
+    """
     scope = inst._sk_scope
-    if (scope is not None and scope.disposed) or type(inst).__sk_frozen__:
-        _refuse(inst, name)
+    if (scope is not None and scope.disposed) or type(inst).__sk_guard__:
+        link = _guarded(inst, name)
+        if link is not None:
+            return link
     active = _active_node()
     if active is None:
         return False
@@ -247,7 +273,11 @@ def _validate_one(inst: State, name: str, value: Any) -> Any:
 
 def assign_field(inst: State, name: str, value: Any) -> None:
     """``inst.<name> = value``: validate, store, notify (the hot path of assignment)."""
-    if _check_writable(inst, name):
+    tracking = _check_writable(inst, name)
+    if tracking:
+        if tracking is not True:  # bound to a backend
+            tracking.write(lambda model: _validate_one(model, name, value))
+            return
         _engine.untracked_call(lambda: _write(inst, name, lambda _old: value))
         return
     nodes = inst._sk_nodes
@@ -266,7 +296,12 @@ def write_field(inst: State, name: str, compute: Callable[[Any], Any]) -> Any:
     ``compute`` runs under the engine lock, which makes this the atomic
     read-modify-write path (``State.update``).
     """
-    if _check_writable(inst, name):
+    tracking = _check_writable(inst, name)
+    if tracking:
+        if tracking is not True:  # bound to a backend: ``compute`` re-runs on a conflict
+            return tracking.write(
+                lambda model: _validate_one(model, name, compute(model.__dict__[name]))
+            )
         # Inside an effect: what validators and ``compute`` read is not a
         # dependency of that effect.
         return _engine.untracked_call(lambda: _write(inst, name, compute))
@@ -296,9 +331,12 @@ def assign_many(inst: State, changes: dict[str, Any], replace: State | None) -> 
     otherwise each of ``changes`` is validated in turn against the model,
     and the first refusal puts every field back.
     """
-    tracking = False
+    tracking: Any = False
     for name in changes:
         tracking = _check_writable(inst, name)
+    if tracking is not True and tracking:  # bound to a backend
+        tracking.write(lambda model: _assign_many(model, changes, replace))
+        return
     if tracking:
         _engine.untracked_call(lambda: _assign_many(inst, changes, replace))
     else:
@@ -326,6 +364,25 @@ def _assign_many(inst: State, changes: dict[str, Any], replace: State | None) ->
             for name, node in list(nodes.items()):
                 if isinstance(node, SignalNode):
                     _engine.write_signal(node, new_dict[name])
+
+
+def mirror(inst: State, values: dict[str, Any]) -> None:
+    """Put already validated ``values`` in ``inst`` and notify (engine lock held, batched).
+
+    How an instance bound to a backend takes a commit: the values come from
+    the backend's document, validated through the model.
+    """
+    if not values:
+        return
+    new_dict = dict(inst.__dict__)
+    new_dict.update(values)
+    _set(inst, "__dict__", new_dict)
+    nodes = inst._sk_nodes
+    if nodes:
+        for name, value in values.items():
+            node = nodes.get(name)
+            if isinstance(node, SignalNode):
+                _engine.write_signal(node, value)
 
 
 # ---------------------------------------------------------------- errors

@@ -3,8 +3,9 @@
 ``MemoryBackend`` (in this process, the default), ``SQLiteBackend(path)``
 (durable, one host) and ``RedisBackend(url)`` (many processes and hosts)
 share one interface (:class:`Backend`). Attach one to an app scope and
-every store copy created under it loads from the backend, commits through
-it, and follows the changes other processes make::
+every store copy (and every scoped ``State`` instance) created under it
+loads from the backend, commits through it, and follows the changes other
+processes make::
 
     import statekit as sk
     from statekit.backends import backend_from_url
@@ -26,6 +27,7 @@ from ._base import Backend, Commit, Notice, scope_key
 from ._binding import apatch, aupdate
 from ._memory import MemoryBackend
 from ._sqlite import SQLiteBackend
+from ._state import store_name
 
 if TYPE_CHECKING:
     from ._redis import BackendUnavailable, RedisBackend
@@ -42,6 +44,7 @@ __all__ = [
     "aupdate",
     "backend_from_url",
     "scope_key",
+    "store_name",
 ]
 
 
