@@ -25,6 +25,12 @@ doc = sk.Store({"owner": None}, name="doc")
 cart = sk.Store({"items": []}, name="cart", scope="session")
 
 
+class ProcCart(sk.State, scope="session", name="proc-cart"):
+    """A State bound to the backend (tests/test_backends_state.py has its twin)."""
+
+    items: list[str] = []
+
+
 def say(*words: Any) -> None:
     print(*words, flush=True)
 
@@ -114,6 +120,19 @@ def main() -> None:
                     say("ack", i)
                     time.sleep(interval)
             say("done")
+        elif (
+            mode == "state"
+        ):  # write a State's field, then report it once another process added one
+            sid, items = args[0], args[1].split(",")
+            with sk.session(sid):
+                proc_cart = ProcCart.get()
+                proc_cart.items = items
+                say("ack", ",".join(proc_cart.items))
+                sys.stdin.readline()  # "show"
+                deadline = time.monotonic() + 30
+                while len(proc_cart.items) == len(items) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                say("items", ",".join(proc_cart.items))
         else:
             raise SystemExit(f"unknown mode {mode!r}")
     backend.close()
