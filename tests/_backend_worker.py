@@ -32,7 +32,10 @@ class ProcCart(sk.State, scope="session", name="proc-cart"):
 
 
 def say(*words: Any) -> None:
-    print(*words, flush=True)
+    # One write per line: with PYTHONUNBUFFERED=1, print() sends the words
+    # one by one and a kill -9 between them left a torn "ack " line.
+    sys.stdout.write(" ".join(map(str, words)) + "\n")
+    sys.stdout.flush()
 
 
 def main() -> None:
