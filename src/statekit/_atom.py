@@ -49,7 +49,7 @@ class Atom(Definition, Generic[T]):
         scope: str = "app",
         equals: Callable[[T, T], bool] | None = None,
     ) -> None:
-        super().__init__(name, scope, "atom")
+        Definition.__init__(self, name, scope, "atom")  # no super object: creation is hot
         self._initial = initial if initial.__class__ in _PLAIN else freeze(initial)
         self._equals = equals
 

@@ -176,9 +176,15 @@ def freeze(value: Any) -> Any:
     if kind in _SCALARS or kind is FrozenList or kind is FrozenDict:
         return value
     if kind is list:
-        return FrozenList([freeze(item) for item in value])
+        for item in value:  # all scalars (the common case): one copy, no call per item
+            if type(item) not in _SCALARS:
+                return FrozenList([freeze(item) for item in value])
+        return FrozenList(value)
     if kind is dict:
-        return FrozenDict({key: freeze(item) for key, item in value.items()})
+        for item in value.values():
+            if type(item) not in _SCALARS:
+                return FrozenDict({key: freeze(item) for key, item in value.items()})
+        return FrozenDict(value)
     if kind is tuple:
         return tuple(freeze(item) for item in value)
     if kind is set:

@@ -32,11 +32,13 @@ from ._core import (
     write_signal,
 )
 from ._nodes import DISPOSED as DISPOSED_FLAG
-from ._nodes import ComputedNode, Node, SignalNode, WatcherNode
+from ._nodes import NEW_COMPUTED_FLAGS, UNSET, ComputedNode, Node, SignalNode, WatcherNode
 
 __all__ = [
     "DISPOSED_FLAG",
     "MAX_NESTING",
+    "NEW_COMPUTED_FLAGS",
+    "UNSET",
     "Batch",
     "ComputedNode",
     "Node",

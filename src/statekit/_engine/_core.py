@@ -448,10 +448,19 @@ def _read_computed_outside(node: ComputedNode) -> Any:
             return value
     with lock:
         if node.flags & STALE:
-            _drive(_refresh, node)
+            try:  # _drive, inlined: a first read comes here
+                _refresh(node)
+            except _TooDeep as too_deep:
+                if _nesting:
+                    raise  # nested: the outermost driver handles it
+                _unwind(too_deep.node)
+                _drive(_refresh, node)
         if watcher is not None and not watcher.flags & DISPOSED:
             link(node, watcher)
-        return _result(node)
+        value = node.value
+        if value.__class__ is Failure:
+            value.throw()
+        return value
 
 
 def peek_computed(node: ComputedNode) -> Any:

@@ -22,6 +22,8 @@ DISPOSED = 32  # removed from the graph for good
 HAS_ERROR = 64  # a computed's last run raised; ``value`` holds a Failure
 QUEUED = 128  # a watcher sits in an effect queue
 
+NEW_COMPUTED_FLAGS = COMPUTED | DIRTY  # a computed that never ran
+
 # Flags that send a read to the slow path: the cached value may be stale.
 STALE = DIRTY | PENDING | RUNNING
 
@@ -133,7 +135,7 @@ class ComputedNode(Node):
         equals: Equals | None,
         context: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
-        self.flags = COMPUTED | DIRTY
+        self.flags = NEW_COMPUTED_FLAGS
         self.name = name
         self.owner = owner
         self.deps = self.deps_tail = self.subs = self.subs_tail = None
