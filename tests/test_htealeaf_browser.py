@@ -76,3 +76,47 @@ def test_seed_counter_click_updates_a_second_page_live(
     finally:
         one.close()
         two.close()
+
+
+def test_a_refused_click_on_a_per_user_store_leaves_the_page_live(
+    browser: Any,  # noqa: F811
+) -> None:
+    # An anonymous visitor's page shows a global counter and has a button writing a
+    # per-user store. The click is refused (no user: 404), and the page keeps
+    # following the counter: the refused store never joins its event stream.
+    from statekit.compat.htealeaf import App, AuthStore, Store, SuperStore, button, div
+
+    app = App(secret="browser test secret " + "x" * 12)
+    hub = SuperStore(app)
+    counter = Store({"n": 0})
+    todos = AuthStore(lambda s: s.get("userName"), {"todo": []})
+
+    @app.route("/mixed")
+    def mixed() -> Any:
+        return div(
+            counter.react("n", id="n"),
+            button("add").attr(onclick=todos.do.set("todo", ["x"]), id="add"),
+        )
+
+    with serve(app) as url:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(5000)
+            page.goto(url + "/mixed")
+            page.wait_for_selector("html[data-sk-ready]")
+            page.evaluate(
+                "() => document.addEventListener('statekit:error', "
+                "(e) => { window.refused = e.detail; })"
+            )
+            page.click("#add")
+            page.wait_for_function("window.refused !== undefined", timeout=5000)
+            refused = page.evaluate("window.refused")
+            assert (refused["status"], refused["error"]) == (404, "unknown_store")
+            with hub.scope:
+                counter.update("n", 5)  # Python code in the process
+            page.wait_for_function("document.querySelector('#n').textContent === '5'", timeout=1000)
+            page.screenshot(path=str(artifacts() / "htealeaf_refused_click.png"))
+        finally:
+            context.close()
+    assert counter.read("n") == 5 and hub.server is not None

@@ -17,16 +17,40 @@ export class SeedClient extends Client {
   constructor(options = {}) {
     super(options);
     this.api = (options.api || "/api/_store").replace(/\/$/, "");
+    this.streamed = new Set(); // the stores the page shows: on the event stream
     this.autostart = false;
   }
 
-  // A store first named by a click (store.do.* of a store no element shows) connects
-  // the client: a write waits for the store's first value.
+  // A store first named by a click (the store.do.* code of a store no element shows)
+  // is not added to the event stream: for an AuthStore and an anonymous visitor the
+  // sync server would refuse the whole stream, and the page would stop following the
+  // stores it does show. Its writes start from a snapshot (409s re-read it), and a
+  // store this visitor has no copy of has its writes refused by the server.
   _copy(name) {
-    const fresh = !this.stores.has(name);
+    if (this.stores.has(name) || !this.autostart) return super._copy(name);
+    const source = this.source;
+    this.source = null; // so that Client._copy does not reopen the stream with it
     const copy = super._copy(name);
-    if (fresh && this.autostart) this.start();
+    this.source = source;
+    this._firstValue(copy);
     return copy;
+  }
+
+  async _firstValue(copy) {
+    try {
+      const r = await this._fetch(`/stores/${encodeURIComponent(copy.name)}`, {});
+      const data = await r.json();
+      this._setBase(copy, data.version, data.value);
+    } catch (err) {
+      copy.markReady(); // no copy for this visitor: its writes go out and are refused
+    }
+  }
+
+  _streamUrl() {
+    const url = new URL(super._streamUrl(), window.location.href);
+    url.searchParams.delete("store");
+    for (const name of this.streamed) url.searchParams.append("store", name);
+    return url.pathname + url.search;
   }
 
   // The Client's only way out for ops; the answer's version reconciles them as usual.
@@ -57,10 +81,13 @@ function setup() {
   const client = new SeedClient({ prefix, api: script?.dataset.api, tab: false });
   window.statekit = client; // replaces client.js's unconnected default
   const go = () => {
-    for (const name of storesOnPage(document)) client._copy(name);
+    for (const name of storesOnPage(document)) {
+      client.streamed.add(name);
+      client._copy(name);
+    }
     client.bind(document.body);
     client.autostart = true;
-    const ready = client.stores.size ? client.start() : Promise.resolve();
+    const ready = client.streamed.size ? client.start() : Promise.resolve();
     ready.then(() => document.documentElement.setAttribute("data-sk-ready", ""));
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", go, { once: true });
