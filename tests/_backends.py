@@ -18,11 +18,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import statekit as sk
 from statekit.backends import Backend, MemoryBackend, SQLiteBackend
 
 BACKENDS = ["memory", "sqlite", "redis"]
@@ -144,3 +146,17 @@ def make_backend(kind: str, tmp_path: Path, **options: Any) -> Backend:
         backend.close = close_and_clean  # type: ignore[method-assign]
         return backend
     raise ValueError(kind)
+
+
+def two_apps(backend: Backend) -> tuple[sk.Scope, sk.Scope]:
+    """Two app scopes (as two processes would have) attached to one backend."""
+    return backend.attach(sk.new_app_scope()), backend.attach(sk.new_app_scope())
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` holds: commits from elsewhere arrive on another thread."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)

@@ -13,10 +13,13 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import statekit as sk
+from _backends import BACKENDS, make_backend
+from statekit.backends import Backend
 
 _STATUS: list[int] = []
 
@@ -24,6 +27,16 @@ _STATUS: list[int] = []
 @pytest.fixture(autouse=True)
 def _fresh_app(sk_app: sk.Scope) -> Iterator[None]:
     yield
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Backend]:
+    """Each backend in turn (memory, SQLite, Redis): the backend suites run once per kind."""
+    made = make_backend(request.param, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import statekit as sk
-from _backends import BACKENDS, make_backend
+from _backends import BACKENDS, make_backend, two_apps, wait_for
 from statekit.backends import (
     Backend,
     MemoryBackend,
@@ -30,30 +30,9 @@ from statekit.backends import (
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Backend]:
-    made = make_backend(request.param, tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
-
-
-def two_apps(backend: Backend) -> tuple[sk.Scope, sk.Scope]:
-    return backend.attach(sk.new_app_scope()), backend.attach(sk.new_app_scope())
-
-
 def write_around(backend: Backend, key: str, store: str, op: dict[str, Any], initial: str) -> None:
     """A commit by "another process": the copies here are not told."""
     backend._write(key, store, [op], 0, initial=initial, ttl=None)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
 
 
 # ---------------------------------------------------------------- the interface

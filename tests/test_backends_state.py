@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,15 @@ import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
 import statekit as sk
-from _backends import BACKENDS, cleanup_prefix, make_backend, new_prefix, redis_url
+from _backends import (
+    BACKENDS,
+    cleanup_prefix,
+    make_backend,
+    new_prefix,
+    redis_url,
+    two_apps,
+    wait_for,
+)
 from statekit.backends import Backend, backend_from_url, store_name
 
 pytestmark = pytest.mark.timeout(120)
@@ -56,27 +64,6 @@ class Bounded(sk.State, scope="session", name="bounded"):
         if self.low > self.high:
             raise ValueError("low must not exceed high")
         return self
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Backend]:
-    made = make_backend(request.param, tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
-
-
-def two_apps(backend: Backend) -> tuple[sk.Scope, sk.Scope]:
-    return backend.attach(sk.new_app_scope()), backend.attach(sk.new_app_scope())
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
 
 
 def in_session(app: sk.Scope, fn: Callable[[], Any], sid: str = "s1") -> Any:
