@@ -55,6 +55,19 @@ def test_noop_update_returns_same_object() -> None:
     assert s.update(b=[1, 2], c={"x": 1}) is s  # equal after freezing
 
 
+def test_update_of_several_fields_with_some_unchanged() -> None:
+    # The first field of an update takes a separate fast path from the rest:
+    # every position must freeze, compare and apply the same way.
+    s = ImmutableState(a=1, b=[1], c=2)
+    for changes in ({"a": 1, "b": [1], "c": 3}, {"c": 3, "a": 1, "b": (1,)}, {"b": [1], "c": 3}):
+        n = s.update(**changes)
+        assert n.to_dict() == {"a": 1, "b": [1], "c": 3}
+    n = s.update(c=2, d={"x": [1]})
+    assert n.to_dict()["d"] == {"x": [1]} and s.to_dict() == {"a": 1, "b": [1], "c": 2}
+    assert s.update(a=1, c=2.0) is not s  # 2.0 is not 2: a type change is a change
+    assert s.update(c=2, b=(1,), a=1) is s
+
+
 def test_type_changes_are_changes() -> None:
     s = ImmutableState(flag=1)
     assert s.update(flag=True) is not s

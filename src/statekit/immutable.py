@@ -321,17 +321,25 @@ class ImmutableState:
             >>> s.update(status="failed", error="boom").error
             'boom'
         """
-        # Hot path: the slot is read through its descriptor because a class
-        # with __getattr__ takes CPython's slow generic attribute lookup.
-        data = _get_data(self)
-        new = data
-        for key, value in changes.items():
-            if type(value) not in _ATOMIC:
-                value = _freeze(value)
-            old = data.get(key, MISSING)
-            if old is value or (type(old) is type(value) and old == value):
-                continue
-            new = new.set(key, value)
+        # Hot path, measured on CPython 3.11 (benchmarks/utilities.py): the
+        # commonest call changes one field, so that one is popped off the
+        # fresh kwargs dict (cheaper than looping over it); a plain
+        # ``self._data`` beats calling the slot's descriptor, even with
+        # __getattr__ on the class; and ``int``/``str`` are tested by
+        # identity before the frozenset lookup.
+        if not changes:
+            return self
+        data = self._data
+        key, value = changes.popitem()
+        kind = type(value)
+        if kind is not int and kind is not str and kind not in _ATOMIC:
+            value = _freeze(value)
+            kind = type(value)
+        old = data.get(key, MISSING)
+        same = old is value or (type(old) is kind and old == value)
+        new = data if same else data.set(key, value)
+        if changes:
+            new = _set_fields(data, new, changes)
         if new is data:
             return self
         state = _new(type(self))
@@ -503,6 +511,16 @@ _new = object.__new__
 _get_data = vars(ImmutableState)["_data"].__get__
 _set_data = vars(ImmutableState)["_data"].__set__
 _set_hash = vars(ImmutableState)["_hash"].__set__
+
+
+def _set_fields(data: Map[str, Any], new: Map[str, Any], changes: dict[str, Any]) -> Map[str, Any]:
+    """The fields of an update after its first: ``new`` with ``changes`` frozen and set."""
+    for key, value in changes.items():
+        value = _freeze(value)
+        old = data.get(key, MISSING)
+        if not (old is value or (type(old) is type(value) and old == value)):
+            new = new.set(key, value)
+    return new
 
 
 def _checked_update(self: ImmutableState, **changes: Any) -> Any:
