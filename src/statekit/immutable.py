@@ -326,7 +326,9 @@ class ImmutableState:
         # fresh kwargs dict (cheaper than looping over it); a plain
         # ``self._data`` beats calling the slot's descriptor, even with
         # __getattr__ on the class; and ``int``/``str`` are tested by
-        # identity before the frozenset lookup.
+        # identity before the frozenset lookup; ``data[key]`` in a ``try``
+        # (free in 3.11 unless it raises) skips the argument tuple that the
+        # METH_VARARGS ``Map.get`` builds on every call.
         if not changes:
             return self
         data = self._data
@@ -335,7 +337,10 @@ class ImmutableState:
         if kind is not int and kind is not str and kind not in _ATOMIC:
             value = _freeze(value)
             kind = type(value)
-        old = data.get(key, MISSING)
+        try:
+            old = data[key]
+        except KeyError:
+            old = MISSING
         same = old is value or (type(old) is kind and old == value)
         new = data if same else data.set(key, value)
         if changes:
@@ -517,7 +522,10 @@ def _set_fields(data: Map[str, Any], new: Map[str, Any], changes: dict[str, Any]
     """The fields of an update after its first: ``new`` with ``changes`` frozen and set."""
     for key, value in changes.items():
         value = _freeze(value)
-        old = data.get(key, MISSING)
+        try:
+            old = data[key]
+        except KeyError:
+            old = MISSING
         if not (old is value or (type(old) is type(value) and old == value)):
             new = new.set(key, value)
     return new
