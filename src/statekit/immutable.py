@@ -341,12 +341,16 @@ class ImmutableState:
             old = data[key]
         except KeyError:
             old = MISSING
-        same = old is value or (type(old) is kind and old == value)
-        new = data if same else data.set(key, value)
-        if changes:
-            new = _set_fields(data, new, changes)
-        if new is data:
-            return self
+        if old is value or (type(old) is kind and old == value):
+            if not changes:
+                return self
+            new = _set_fields(data, data, changes)
+            if new is data:
+                return self
+        else:
+            new = data.set(key, value)
+            if changes:
+                new = _set_fields(data, new, changes)
         state = _new(type(self))
         _set_data(state, new)
         return state
