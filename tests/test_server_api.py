@@ -428,3 +428,36 @@ def test_streams_end_on_close_and_never_block_shutdown() -> None:
         events.next()
     events.close()
     assert server.streams == 0
+
+
+def test_patch_without_identify_answers_as_with_it() -> None:
+    """PATCH on a server with no identify= (the raw-ASGI fast path's common case)."""
+    with running(make_server(identify=None, session_per_tab=True)) as url, client(url) as c:
+        op = [{"op": "replace", "path": "/text", "value": "hi"}]
+        r = c.patch("/stores/draft", json=op, headers=WRITE)
+        assert r.status_code == 200 and r.json() == {"version": 1}
+        assert r.headers["etag"] == '"1"' and r.headers["cache-control"] == "no-store"
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["content-length"] == str(len(r.content))
+        assert "set-cookie" not in r.headers
+        # A per-tab session named by the ?tab= query instead of the header.
+        tab = c.post("/session/tab", headers=CALL, content="{}").json()["tab"]
+        r = c.patch(f"/stores/draft?tab={tab}", json=op, headers=WRITE)
+        assert r.status_code == 200 and r.json() == {"version": 1}
+        assert c.get("/stores/draft", headers={"X-Statekit-Tab": tab}).json()["value"] == {
+            "text": "hi"
+        }
+        r = c.patch("/stores/draft?tab=forged.token", json=op, headers=WRITE)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_session"
+        stale = c.patch("/stores/draft", json=op, headers={**WRITE, "If-Match": '"0"'})
+        assert stale.status_code == 412 and stale.headers["etag"] == '"1"'
+        assert c.patch("/stores/draft", content=b"[", headers=WRITE).json()["error"] == (
+            "malformed_json"
+        )
+        assert c.patch("/stores/draft", json=op, headers={**WRITE, "X-Statekit": "0"}).json()[
+            "error"
+        ] == ("missing_header")
+        assert c.patch("/stores/nope", json=op, headers=WRITE).json()["error"] == "unknown_store"
+    with running(make_server(identify=None)) as url, httpx.Client(base_url=url) as c:
+        r = c.patch("/stores/draft", json=op, headers=WRITE)  # no cookie at all
+        assert r.status_code == 401 and r.json()["error"] == "invalid_session"

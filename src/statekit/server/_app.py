@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -43,6 +43,7 @@ from ._events import EventStream, parse_last_event_id
 from ._hub import Copy, Hub, VersionMismatch, encode
 from ._identity import (
     DEFAULT_MAX_AGE,
+    SESSION_COOKIE,
     TAB_HEADER,
     Identity,
     SessionSigner,
@@ -65,6 +66,7 @@ _OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 _JSON = "application/json"
 _JSON_PATCH = "application/json-patch+json"
 _WRITES = frozenset({"PATCH", "POST", "PUT", "DELETE"})
+_TAB_KEY = TAB_HEADER.lower().encode()
 
 
 class _Call:
@@ -265,6 +267,18 @@ class SyncServer:
             return
         if kind != "http":
             return  # websockets are not spoken here; closing without accepting refuses them
+        if scope["method"] == "PATCH" and (store := self._patch_target(scope)) is not None:
+            # The hot write of every client: the same checks as _patch, in the
+            # same order, on the raw ASGI scope (no Request, no Response).
+            try:
+                await self._fast_patch(store, scope, receive, send)
+                return
+            except ApiError as exc:
+                response = error_response(exc)
+            except Exception as exc:  # the last resort: never a 500
+                response = last_resort(exc)
+            await response(scope, receive, send)
+            return
         request = Request(scope, receive)
         call = _Call(request)
         try:
@@ -321,22 +335,32 @@ class SyncServer:
 
     def _check_mutation(self, call: _Call) -> None:
         """Same-origin, the custom header: what a cross-site form or script cannot fake."""
-        headers = call.request.headers
-        site = headers.get("sec-fetch-site")
+        request = call.request
+        headers = request.headers
+        self._check_origin(
+            headers.get("sec-fetch-site"),
+            headers.get("origin"),
+            request.url.scheme,
+            headers.get("host", ""),
+            headers.get("x-statekit"),
+        )
+
+    def _check_origin(
+        self, site: str | None, origin: str | None, scheme: str, host: str, marker: str | None
+    ) -> None:
         if site is not None and site not in ("same-origin", "none"):
             raise ApiError(
                 403, "cross_origin", f"Sec-Fetch-Site is {site[:20]!r}; writes must be same-origin"
             )
-        origin = headers.get("origin")
         if origin is not None:
-            own = f"{call.request.url.scheme}://{headers.get('host', '')}"
+            own = f"{scheme}://{host}"
             if origin.rstrip("/") != own and origin.rstrip("/") not in self.allowed_origins:
                 raise ApiError(
                     403,
                     "cross_origin",
                     "the Origin header is neither this server's origin nor an allowed origin",
                 )
-        if headers.get("x-statekit") != "1":
+        if marker != "1":
             raise ApiError(
                 403,
                 "missing_header",
@@ -351,35 +375,38 @@ class SyncServer:
         sid = session_of(request, self.signer)
         if sid is None:
             if mutation:
-                raise ApiError(
-                    401,
-                    "invalid_session",
-                    "no valid session cookie (missing, forged or expired); "
-                    "a GET request issues one",
-                )
+                raise _no_session()
             sid, call.cookie = self.signer.issue()
         tab = None
         if self.session_per_tab:
             token = request.headers.get(TAB_HEADER) or request.query_params.get("tab")
-            if token is not None:
-                tab = self.signer.verify_tab(sid, token)
-                if tab is None:
-                    raise ApiError(
-                        401,
-                        "invalid_session",
-                        "the tab token does not belong to this session; get a new one "
-                        "with POST session/tab",
-                    )
-        user = None
-        if self.identify is not None:
-            found = self.identify(request)
-            if inspect.isawaitable(found):
-                found = await found
-            if found is not None and not isinstance(found, str):
-                raise TypeError(f"identify() returned {type(found).__name__}, not str | None")
-            user = found or None
+            tab = self._tab_of(sid, token)
+        user = await self._user_of(request)
         call.identity = Identity(sid, user, tab)
         return call.identity
+
+    def _tab_of(self, sid: str, token: str | None) -> str | None:
+        if token is None:
+            return None
+        tab = self.signer.verify_tab(sid, token)
+        if tab is None:
+            raise ApiError(
+                401,
+                "invalid_session",
+                "the tab token does not belong to this session; get a new one "
+                "with POST session/tab",
+            )
+        return tab
+
+    async def _user_of(self, request: Request) -> str | None:
+        if self.identify is None:
+            return None
+        found = self.identify(request)
+        if inspect.isawaitable(found):
+            found = await found
+        if found is not None and not isinstance(found, str):
+            raise TypeError(f"identify() returned {type(found).__name__}, not str | None")
+        return found or None
 
     def _store(self, call: _Call) -> Store:
         name = call.request.scope["path_params"]["parts"][1]
@@ -406,6 +433,93 @@ class SyncServer:
         # only be made and disposed.
         return enter_scopes(identity, self.app_scope, request=request)
 
+    # ------------------------------------------------------------ the PATCH fast path
+
+    def _patch_target(self, scope: Scope) -> Store | None:
+        """The store of ``PATCH P/stores/<name>`` when it is served, else ``None``.
+
+        ``None`` leaves the request to :meth:`_dispatch` (an unknown store's
+        404 and every other route's answers come from one place).
+        """
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        parts = [p for p in path.split("/") if p]
+        if len(parts) != 2 or parts[0] != "stores":
+            return None
+        scope["path_params"] = {"parts": parts}  # as _dispatch leaves it, for identify()
+        return self.stores.get(parts[1])
+
+    async def _fast_patch(self, store: Store, scope: Scope, receive: Receive, send: Send) -> None:
+        """:meth:`_patch` without Starlette's Request and Response.
+
+        (A Request is made only for what needs one: ``identify(request)``,
+        and the ``?tab=`` query of a per-tab session without the header.)
+
+        Every check of the general path, in its order: the rate limit, the
+        same-origin checks and custom header, the session cookie, the
+        content type, the body's size and depth, the ops' shape, count,
+        writability and depth, If-Match, then the commit's 409/412/422s.
+        Headers are read as Starlette reads them: the first of a name wins,
+        and every ``Cookie`` header counts.
+        """
+        headers: dict[bytes, bytes] = {}
+        cookies: list[bytes] = []
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                cookies.append(value)
+            elif key not in headers:
+                headers[key] = value
+        sid = self._fast_sid(cookies)
+        if self.limits.rate is not None:
+            client = scope.get("client")
+            self.rate.check(f"s:{sid}" if sid else f"ip:{client[0] if client else '?'}")
+        self._check_origin(
+            _text(headers.get(b"sec-fetch-site")),
+            _text(headers.get(b"origin")),
+            scope.get("scheme", "http"),
+            _text(headers.get(b"host")) or "",
+            _text(headers.get(b"x-statekit")),
+        )
+        if sid is None:
+            raise _no_session()
+        tab = None
+        if self.session_per_tab:
+            token = _text(headers.get(_TAB_KEY))
+            tab = self._tab_of(sid, token or Request(scope, receive).query_params.get("tab"))
+        user = None if self.identify is None else await self._user_of(Request(scope, receive))
+        _check_content_type(_text(headers.get(b"content-type")) or "", _JSON_PATCH)
+        ops = self._parse_body(
+            await _read_body(receive, _text(headers.get(b"content-length")) or "", self.limits.body)
+        )
+        self._check_ops(store, ops)
+        expected = _if_match(_text(headers.get(b"if-match")))
+        version = await self._commit(store, Identity(sid, user, tab), ops, expected)
+        body = b'{"version":%d}' % version
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"cache-control", b"no-store"),
+                    (b"etag", b'"%d"' % version),
+                    (b"content-length", b"%d" % len(body)),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _fast_sid(self, cookies: list[bytes]) -> str | None:
+        """The verified session id of the ``sk_session`` cookie (as :func:`session_of`)."""
+        if not cookies:
+            return None
+        found: dict[str, str] = {}
+        for header in cookies:
+            found.update(cookie_parser(header.decode("latin-1")))
+        return self.signer.verify(found.get(SESSION_COOKIE))
+
     # ------------------------------------------------------------ endpoints
 
     async def _list(self, call: _Call) -> Response:
@@ -431,11 +545,23 @@ class SyncServer:
         ops = await self._body(call)
         self._check_ops(store, ops)
         expected = _if_match(call.request.headers.get("if-match"))
+        version = await self._commit(store, identity, ops, expected)
+        return Response(
+            f'{{"version":{version}}}',
+            200,
+            {"Cache-Control": "no-store", "ETag": f'"{version}"'},
+            _JSON,
+        )
+
+    async def _commit(
+        self, store: Store, identity: Identity, ops: Any, expected: int | None
+    ) -> int:
+        """Commit a client's checked patch in its scopes; the store's refusals as 4xx."""
         with self._scopes(identity, request=False):
             copy = self._copy(store)
             try:
                 # Awaited: with a backend, the round trip does not block the loop.
-                version = await self.hub.acommit(copy, ops, expected)
+                return await self.hub.acommit(copy, ops, expected)
             except VersionMismatch as exc:
                 raise ApiError(
                     412,
@@ -452,12 +578,6 @@ class SyncServer:
                 raise ApiError(422, "validation_failed", _schema_detail(store, exc)) from None
             except PatchError as exc:
                 raise ApiError(422, "invalid_patch", str(exc)) from None
-        return Response(
-            f'{{"version":{version}}}',
-            200,
-            {"Cache-Control": "no-store", "ETag": f'"{version}"'},
-            _JSON,
-        )
 
     async def _action(self, call: _Call) -> Response:
         store = self._store(call)
@@ -521,21 +641,14 @@ class SyncServer:
     async def _body(self, call: _Call) -> Any:
         """The request body as JSON, within the size and depth limits."""
         request = call.request
-        limit = self.limits.body
-        length = request.headers.get("content-length", "")
-        if limit is not None and length.isdigit() and int(length) > limit:
-            raise ApiError(
-                413, "body_too_large", f"the body is {int(length)} bytes; the limit is {limit}"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if limit is not None and size > limit:
-                raise ApiError(413, "body_too_large", f"the body is over {limit} bytes, the limit")
-            chunks.append(chunk)
+        data = await _read_body(
+            request.receive, request.headers.get("content-length", ""), self.limits.body
+        )
+        return self._parse_body(data)
+
+    def _parse_body(self, data: bytes) -> Any:
         try:
-            value = json.loads(b"".join(chunks), parse_constant=_refuse_constant)
+            value = _loads(data)
         except RecursionError:
             raise ApiError(422, "too_deep", "the body nests too deep to parse") from None
         except ValueError as exc:
@@ -619,8 +732,59 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every body: json.loads(data, parse_constant=...) builds a
+# new JSONDecoder on each call.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _no_session() -> ApiError:
+    return ApiError(
+        401,
+        "invalid_session",
+        "no valid session cookie (missing, forged or expired); a GET request issues one",
+    )
+
+
+def _loads(data: bytes) -> Any:
+    """``json.loads(data, parse_constant=_refuse_constant)`` with the decoder made once."""
+    return _decoder.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+
+
+def _text(value: bytes | None) -> str | None:
+    """A raw header value as Starlette's ``Headers`` gives it."""
+    return None if value is None else value.decode("latin-1")
+
+
+async def _read_body(receive: Receive, length: str, limit: int | None) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes (as it arrives)."""
+    if limit is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(
+            413, "body_too_large", f"the body is {int(length)} bytes; the limit is {limit}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise ApiError(413, "body_too_large", f"the body is over {limit} bytes, the limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _content_type(request: Request, wanted: str) -> None:
-    got = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    _check_content_type(request.headers.get("content-type", ""), wanted)
+
+
+def _check_content_type(header: str, wanted: str) -> None:
+    got = header.split(";", maxsplit=1)[0].strip().lower()
     if got != wanted:
         shown = repr(got[:60]) if got else "missing"
         raise ApiError(
