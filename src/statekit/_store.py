@@ -29,8 +29,8 @@ from ._engine import _graph as _engine_graph
 from ._frozen import FrozenDict, FrozenList, thaw
 from ._paths import _parse_string
 from ._scope import Scope, _current
+from ._store_listen import _SCALARS, Listener, add_listener, dispatch, notify, same_value, value_at
 from ._store_listen import MISSING as _MISSING
-from ._store_listen import Listener, add_listener, dispatch, notify
 from ._store_select import listen_selector
 from .exceptions import (
     InvalidDefinition,
@@ -96,9 +96,10 @@ _MIN_PRUNE = 256
 _MAX_RETRIES = 1000
 
 
-# One committed change: the ops applied and the ops that undo them (a tuple:
-# made on every write), or (None, a replace_lazy record).
-_Commit = tuple[list[dict[str, Any]] | None, Any]
+# One committed change in the undo history: the ops applied and the ops that
+# undo them, or (a 3-tuple, made on every ``set``) a replace_lazy record
+# ``(parts, value, old)`` whose ops are built only if it is undone.
+_Commit = tuple[Any, ...]
 
 
 class _StoreState(Node):
@@ -158,7 +159,7 @@ class _StoreState(Node):
         self.listeners: tuple[Listener, ...] = ()
         self.notify = False
         self.dispatcher: WatcherNode | None = None
-        self.claim: threading.Lock | None = None
+        self.claim: list[bool] | None = None  # _store_listen.dispatch's token
         self.dispatch_fn = partial(dispatch, self)
 
     def current(self) -> Any:
@@ -425,7 +426,14 @@ class Store(Definition):
             ...
             statekit.exceptions.PathError: path '/user/nmae': part 'nmae': no key...store 's'
         """
-        parts = self._parse(path)
+        # _parse's cached string case, inlined (one Python call less per write).
+        if path.__class__ is str:
+            try:
+                parts = _parse_string(path)
+            except PathError as exc:
+                raise self._named(exc) from None
+        else:
+            parts = self._parse(path)
         # A string, int, bool or None is its own frozen form: no call (a
         # float still goes through the check, which refuses NaN and inf).
         if value.__class__ in _PLAIN:
@@ -442,16 +450,20 @@ class Store(Definition):
         # _commit(replace_lazy, ...) made without its generality when no
         # transaction, backend or patch listener needs the ops as dicts (or a
         # retry loop). The document is copied along ``parts`` only, the undo
-        # record stays lazy (``(None, (parts, value, old))``, expanded by
-        # undo), and there is no engine batch: nothing between taking the
-        # lock and releasing it runs user code, and the flush and listeners
-        # run after the release, in _commit's order.
+        # record stays lazy (``(parts, value, old)``, expanded by undo), and
+        # there is no engine batch: nothing between taking the lock and
+        # releasing it runs user code, and the flush and listeners run after
+        # the release, in _commit's order.
         current = _current.get()
         owner = current.chain[self._depth]
         cache = self._cache
         state: _StoreState = cache[1] if cache[0] is owner else self._lookup(owner)
         local = _engine_tls.state
-        with state.lock:
+        lock = state.lock
+        # acquire/release rather than ``with``: no bound __enter__/__exit__
+        # made per write (about a twentieth of this method's cost).
+        lock.acquire()
+        try:
             if state.tx_depth or state.patch_listeners or state.link is not None:
                 general = True
             else:
@@ -470,10 +482,10 @@ class Store(Definition):
                         and old == frozen
                     ):
                         return  # nothing changed: no version, no notification
-                    doc = _dict_new(FrozenDict)
-                    _dict_update(doc, base)
-                    _dict_setitem(doc, key, frozen)
-                    record: Any = (parts, frozen, old)
+                    # One C-level copy with the key replaced (keys are str):
+                    # cheaper than dict.__new__ + update + __setitem__.
+                    doc = FrozenDict(base, **{key: frozen})
+                    state.undo.append((parts, frozen, old))
                 else:
                     try:
                         doc, _, record = _replace_lazy(base, parts, frozen)
@@ -481,8 +493,9 @@ class Store(Definition):
                         raise self._named(exc) from None
                     if doc is base:
                         return
-                state.undo.append((None, record))
-                state.redo.clear()
+                    state.undo.append(record)  # type: ignore[arg-type]  # not None: changed
+                if state.redo:
+                    state.redo.clear()
                 version = state.version + 1
                 state.version = version
                 state.head = (doc, version)
@@ -499,16 +512,67 @@ class Store(Definition):
                             _propagate(root.subs, local.queue)
                 if state.listeners:
                     state.notify = True
+        finally:
+            lock.release()
         if general:
             self._commit(_patch.replace_lazy, parts, frozen)
             return
         if local.queue and not local.batch:
             _engine.flush(local)
-        if state.outbox or (local.batch or local.flushing or current is not state.owner):
-            if state.notify or state.outbox:
-                self._listeners_after(state, local, current)
-        elif state.notify:
-            dispatch(state, local)  # _listeners_after's common case
+        if not state.notify:
+            if state.outbox:
+                self._deliver(state)
+            return
+        if local.batch or local.flushing or current is not owner or state.outbox:
+            self._listeners_after(state, local, current)
+            return
+        # One pass of _store_listen.dispatch, inlined (its common case: one
+        # frame less per write); if a listener (or another thread) commits
+        # meanwhile, dispatch runs the further passes.
+        claim = state.claim
+        try:
+            token = claim.pop()  # type: ignore[union-attr]
+        except IndexError:
+            return  # another thread, or a listener's own write, is delivering
+        tracking = local.active
+        local.active = None  # listeners run untracked
+        try:
+            state.notify = False
+            if not owner.disposed:
+                doc, version = state.head
+                for listener in state.listeners:
+                    if listener.version >= version:
+                        continue
+                    at = listener.key
+                    if at is not None:
+                        value = _dict_get(doc, at, _MISSING)
+                    elif listener.select is not None:
+                        listener.select.run(listener, doc)
+                        continue
+                    else:
+                        value = value_at(doc, listener.parts)
+                    last = listener.last
+                    if value is last:
+                        continue
+                    kind = value.__class__
+                    if kind in _SCALARS:
+                        if last.__class__ is kind and last == value:
+                            continue
+                    elif same_value(last, value):
+                        continue
+                    listener.last = value
+                    callback = listener.callback
+                    if callback is None:
+                        continue
+                    try:
+                        callback(None if value is _MISSING else value)
+                    except Exception as exc:
+                        _engine.report(exc, listener.where)
+        finally:
+            claim.append(token)  # type: ignore[union-attr]
+            local.active = tracking
+        if state.notify:
+            dispatch(state, local)
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -783,8 +847,9 @@ class Store(Definition):
     ) -> None:
         """Make ``doc`` current and record history (state.lock held)."""
         if record:
-            state.undo.append((ops, inverse))
-            state.redo.clear()
+            state.undo.append(inverse if ops is None else (ops, inverse))
+            if state.redo:
+                state.redo.clear()
         state.version = state.version + 1 if version is None else version
         state.head = (doc, state.version)
         _engine.write_changed(state.root, doc)
@@ -828,8 +893,8 @@ class Store(Definition):
             if not source:
                 return False
             commit: Any = source.pop()
-            if commit[0] is None:  # a replace_lazy record: build its ops now
-                commit = _patch.expand_replace(commit[1])
+            if len(commit) == 3:  # a replace_lazy record: build its ops now
+                commit = _patch.expand_replace(commit)
             forward, backward = (commit[1], commit[0]) if back else commit
             doc, ops = _patch.apply(state.root.value, forward)
             version = self._pushed(state, ops)

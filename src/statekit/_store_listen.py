@@ -14,10 +14,10 @@ The guarantees are the engine's, kept here:
 - Inside ``batch()``, a transaction or a running effect, the loop is queued
   as one engine watcher (the *dispatcher*) and runs when the batch ends, or
   after the effect, so a batch notifies once with the final values.
-- One thread at a time runs the loop (a non-blocking ``claim`` lock): a
-  commit made while another thread (or a listener of this very loop) is
-  delivering sets ``notify`` and leaves; the delivering thread runs the loop
-  again, so each listener is called in order, never concurrently with itself,
+- One thread at a time runs the loop (it holds the copy's one ``claim``
+  token): a commit made while another thread (or a listener of this very
+  loop) is delivering sets ``notify`` and leaves; the delivering thread runs
+  the loop again, so each listener is called in order, never concurrently with itself,
   and ends on the latest value. A loop re-triggered by its own listeners
   more than ``MAX_RERUNS`` times is reported as a cycle and stops.
 - A raising listener goes to the error hook and does not stop the others.
@@ -25,7 +25,6 @@ The guarantees are the engine's, kept here:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -55,6 +54,7 @@ __all__ = [
 MISSING: Any = object()  # the value at a path that does not exist
 MAX_RERUNS = 100  # passes of one loop re-triggered by its own listeners: a cycle
 _WATCHER = 2  # the engine's WATCHER flag: a dispatcher starts clean (not DIRTY)
+_dict_get = dict.get
 
 
 class Listener:
@@ -72,8 +72,9 @@ class Listener:
         self.parts = parts
         # A listener on a selector (``_store_select``): the loop runs it instead.
         self.select = select
-        # A top-level key is read with one dict lookup (the common case).
-        self.key = parts[0] if len(parts) == 1 else None
+        # A top-level key is read with one dict lookup (the common case); a
+        # selector's listener has none (the loop runs its selector instead).
+        self.key = parts[0] if len(parts) == 1 and select is None else None
         self.callback: Callable[[Any], Any] | None = callback
         self.where = where
         self.last: Any = MISSING
@@ -102,23 +103,29 @@ def dispatch(state: _StoreState, local: Any = None) -> None:
     local.active = None  # listeners run untracked
     passes = 0
     try:
-        while state.notify and claim.acquire(False):  # type: ignore[union-attr]
+        while state.notify:
+            # The claim is a one-token list: popping the token is atomic
+            # (one C call under the GIL) and, unlike a non-blocking
+            # ``Lock.acquire(False)``, parses no arguments. No token: another
+            # thread, or this very loop re-entered by a listener, delivers.
+            try:
+                token = claim.pop()  # type: ignore[union-attr]
+            except IndexError:
+                return
             try:
                 state.notify = False
-                dispatcher = state.dispatcher
-                if dispatcher is None or dispatcher.flags & DISPOSED_FLAG:
-                    return  # the scope is gone
+                if state.owner.disposed:
+                    return  # the scope is gone (its dispatcher with it)
                 doc, version = state.head
                 for listener in state.listeners:
                     if listener.version >= version:
                         continue
-                    select = listener.select
-                    if select is not None:
-                        select.run(listener, doc)
-                        continue
                     key = listener.key
                     if key is not None:
-                        value = dict.get(doc, key, MISSING)
+                        value = _dict_get(doc, key, MISSING)
+                    elif listener.select is not None:
+                        listener.select.run(listener, doc)
+                        continue
                     else:
                         value = value_at(doc, listener.parts)
                     last = listener.last
@@ -139,7 +146,7 @@ def dispatch(state: _StoreState, local: Any = None) -> None:
                     except Exception as exc:
                         _engine.report(exc, listener.where)
             finally:
-                claim.release()  # type: ignore[union-attr]
+                claim.append(token)  # type: ignore[union-attr]
             passes += 1
             if passes >= MAX_RERUNS and state.notify:
                 state.notify = False
@@ -189,7 +196,7 @@ def register(
         with state.lock:
             fresh = state.dispatcher is None
             if fresh:
-                state.claim = threading.Lock()
+                state.claim = [True]
                 state.dispatcher = dispatcher
         if fresh:
             # Disposed with the scope (and refused in a disposed one).
