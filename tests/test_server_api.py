@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -461,3 +462,17 @@ def test_patch_without_identify_answers_as_with_it() -> None:
     with running(make_server(identify=None)) as url, httpx.Client(base_url=url) as c:
         r = c.patch("/stores/draft", json=op, headers=WRITE)  # no cookie at all
         assert r.status_code == 401 and r.json()["error"] == "invalid_session"
+
+
+def test_a_remembered_cookie_header_is_still_verified_each_time() -> None:
+    server = make_server(identify=None)
+    sid, cookie = server.signer.issue()
+    header = f"theme=dark; {SESSION_COOKIE}={cookie}".encode()
+    assert server._fast_sid([header]) == sid
+    assert server._fast_sid([header]) == sid  # from the remembered parse
+    old = server.signer.issue(now=time.time() - 31 * 86400)[1]
+    expired = f"{SESSION_COOKIE}={old}".encode()
+    assert server._fast_sid([expired]) is None
+    assert server._fast_sid([expired]) is None
+    assert server._fast_sid([b"theme=dark", header]) == sid  # two Cookie headers
+    assert server._fast_sid([]) is None

@@ -67,6 +67,8 @@ _JSON = "application/json"
 _JSON_PATCH = "application/json-patch+json"
 _WRITES = frozenset({"PATCH", "POST", "PUT", "DELETE"})
 _TAB_KEY = TAB_HEADER.lower().encode()
+_COOKIE_CACHE = 10_000  # Cookie headers whose parse is remembered
+_NO_COOKIE: Any = object()
 
 
 class _Call:
@@ -186,6 +188,8 @@ class SyncServer:
             ("openapi.json",): {"GET": self._openapi},
         }
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        # Cookie header -> its sk_session value (bounded; see _fast_sid).
+        self._cookie_values: dict[bytes, str | None] = {}
 
     def add(self, store: Store, *, replace: bool = False) -> None:
         """Serve one more store (with no actions), as if it had been in ``stores``.
@@ -515,6 +519,17 @@ class SyncServer:
         """The verified session id of the ``sk_session`` cookie (as :func:`session_of`)."""
         if not cookies:
             return None
+        if len(cookies) == 1:
+            # A client sends the same Cookie header on every request: its
+            # parse is remembered (the signature and expiry are still checked).
+            header = cookies[0]
+            value = self._cookie_values.get(header, _NO_COOKIE)
+            if value is _NO_COOKIE:
+                value = cookie_parser(header.decode("latin-1")).get(SESSION_COOKIE)
+                if len(self._cookie_values) >= _COOKIE_CACHE:
+                    self._cookie_values.clear()
+                self._cookie_values[header] = value
+            return self.signer.verify(value)
         found: dict[str, str] = {}
         for header in cookies:
             found.update(cookie_parser(header.decode("latin-1")))
@@ -674,6 +689,7 @@ class SyncServer:
                 413, "too_many_ops", f"the patch has {len(ops)} operations; the limit is {limit}"
             )
         writable = _writable_parts(store.writable)
+        limit_depth = self.limits.depth
         for number, op in enumerate(ops):
             if not isinstance(op, dict):
                 raise ApiError(422, "invalid_patch", f"op {number}: an operation is a JSON object")
@@ -689,7 +705,7 @@ class SyncServer:
                 parts = _pointer(number, name, op, member)
                 if name == "test" or (member == "from" and name == "copy"):
                     continue  # reads: allowed anywhere
-                if not any(parts[: len(w)] == w for w in writable):
+                if not _under(parts, writable):
                     raise ApiError(
                         403,
                         "not_writable",
@@ -698,11 +714,15 @@ class SyncServer:
                         f"{', '.join(store.writable) or 'nothing'})",
                     )
                 if member == "path" and "value" in op:
-                    check_depth(
-                        self.limits.depth,
-                        len(parts) + depth_of(op["value"]),
-                        f"op {number} ({name}): the value at {_paths.format(parts)!r}",
-                    )
+                    value = op["value"]
+                    depth = len(parts) + (depth_of(value) if isinstance(value, (dict, list)) else 0)
+                    if limit_depth is not None and depth > limit_depth:
+                        # The message (and its formatted pointer) only for a refusal.
+                        check_depth(
+                            limit_depth,
+                            depth,
+                            f"op {number} ({name}): the value at {_paths.format(parts)!r}",
+                        )
 
 
 # ------------------------------------------------------------------ helpers
@@ -726,6 +746,15 @@ def _json(value: Any, headers: Mapping[str, str] | None = None) -> Response:
 def _writable_parts(pointers: tuple[str, ...]) -> list[tuple[str, ...]]:
     """A store's ``writable=`` pointers, parsed once (not on every PATCH)."""
     return [_paths.parse(p) for p in pointers]
+
+
+def _under(parts: tuple[str, ...], writable: list[tuple[str, ...]]) -> bool:
+    """Whether ``parts`` is at or below one of the ``writable`` pointers."""
+    # A loop, not any(genexpr): no generator made per op of every PATCH.
+    for pointer in writable:  # noqa: SIM110
+        if parts[: len(pointer)] == pointer:
+            return True
+    return False
 
 
 def _refuse_constant(name: str) -> Any:

@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _patch
+from .._scope import _current
 from .._store import Store, _StoreState
 from ..backends import apatch
 from ..exceptions import VersionConflict
@@ -223,8 +224,15 @@ class Hub:
             result.append(state.version + (new is not doc))
             return new, applied, inverse
 
-        with state.owner:  # the copy's own scope, wherever the caller is
+        owner = state.owner
+        if _current.get() is owner:
+            # The server's requests commit from inside the copy's own scope
+            # already: only its idle clock needs what entering would do.
+            owner.touch()
             copy.store._commit(change)
+        else:
+            with owner:  # the copy's own scope, wherever the caller is
+                copy.store._commit(change)
         return result[-1]
 
     async def acommit(self, copy: Copy, ops: Ops, expected_version: int | None = None) -> int:

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from .._scope import APP, REQUEST, SESSION, USER, Scope, _request_ids, current_scope
+from .._scope import APP, REQUEST, SESSION, USER, Scope, _current, _request_ids, current_scope
 
 __all__ = [
     "SESSION_COOKIE",
@@ -285,7 +285,9 @@ class _ScopeChain:
     def __enter__(self) -> Scope:
         entered = self._entered
         try:
-            if self._app is not None:
+            # Entering the app scope again when it is current already changes
+            # nothing (the session scope's touch below reaches it too).
+            if self._app is not None and _current.get() is not self._app:
                 entered.append(self._app.__enter__())
             identity = self._identity
             if identity.user is not None:
