@@ -19,14 +19,12 @@ small state machine driven by wake-ups:
   subscriber (:meth:`~statekit.server._hub.Copy.patch_data`).
 - When the log no longer reaches back to the version sent, it sends a
   ``snapshot`` instead.
-- Two events of a stream are at least ``interval`` seconds apart: the first
-  commit after a quiet spell goes out at once, and under a sustained stream
-  of commits each subscriber gets at most one event per interval carrying
-  all of them. This is what keeps one writer's many small commits to a
-  store with many subscribers from costing a socket write per commit per
-  subscriber. While commits keep coming within the interval, the stream
-  waits it out unarmed after each event; once they come further apart, it
-  arms right after each event instead (no timer to wait out first).
+- After an event, a stream waits ``interval`` seconds before its next one:
+  the first commit after a quiet spell goes out at once, and under a
+  sustained stream of commits each subscriber gets at most one event per
+  interval carrying all of them. This is what keeps one writer's many small
+  commits to a store with many subscribers from costing a socket write per
+  commit per subscriber.
 - With nothing to send for ``heartbeat`` seconds it sends ``: ping``.
 
 A stream ends when the client goes away (``http.disconnect``), when
@@ -263,45 +261,24 @@ class EventStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await _body(send, opening)
             ping_at = loop.time() + self.heartbeat
-            interval = self.interval
-            last = -interval  # when the last event went out
-            # Busy: news keeps coming within the interval, so after each event
-            # the stream waits the interval out unarmed (commits meanwhile cost
-            # it nothing and go out together next). A stream that is not busy
-            # arms at once after an event: a commit that comes after the
-            # interval then goes out without waiting for a timer first.
-            busy = False
             while not self.closed:
-                held = False
-                if busy:
-                    rest = last + interval - loop.time()
-                    if rest > 0:
-                        await self._hold(rest)
-                        if self.closed or closing():
-                            break
-                    held = True
                 news = self._arm()
                 if not news:
                     await self._wait(max(0.0, min(_POLL, ping_at - loop.time())))
                     if self.closed or closing():
                         break
                     news = self.woken
-                    held = False
                 if news:
-                    if interval:
-                        rest = last + interval - loop.time()
-                        if rest > 0:  # news within the interval: at most one event per interval
-                            await self._hold(rest)
-                            if self.closed or closing():
-                                break
-                            busy = True
-                        else:
-                            busy = held  # news that came in while holding: still busy
                     data = self._pending()
                     if data:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
-                        last = loop.time()
-                        ping_at = last + self.heartbeat
+                        ping_at = loop.time() + self.heartbeat
+                        if self.interval:
+                            # Not armed meanwhile: commits in the interval cost
+                            # this stream nothing and go out together next.
+                            await self._hold(self.interval)
+                            if self.closed or closing():
+                                break
                         continue
                 if loop.time() >= ping_at:
                     await _body(send, ": ping\n\n")
