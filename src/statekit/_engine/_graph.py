@@ -133,50 +133,55 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
     the outer loop and everything below them an inner walk whose stack holds
     bare links: below the first level the mark is always PENDING.
     """
+    # The flag constants as locals: this loop runs once per node reached,
+    # and a local load is cheaper than a module-global one.
+    dirty, pending, watcher, queued, marked = DIRTY, PENDING, WATCHER, QUEUED, _MARKED
+    append = queue.append
     stack: list[Link] = []
     while True:
         sub = lnk.sub
         flags = sub.flags
-        if not flags & _MARKED:
-            if flags & WATCHER:
-                if not flags & QUEUED or sub.queue is not queue:  # type: ignore[attr-defined]
-                    sub.flags = flags | DIRTY | QUEUED
+        if not flags & marked:
+            if flags & watcher:
+                if not flags & queued or sub.queue is not queue:  # type: ignore[attr-defined]
+                    sub.flags = flags | dirty | queued
                     sub.queue = queue  # type: ignore[attr-defined]
-                    queue.append(sub)
+                    append(sub)
                 else:
-                    sub.flags = flags | DIRTY
+                    sub.flags = flags | dirty
             else:
-                sub.flags = flags | DIRTY
+                sub.flags = flags | dirty
                 current = sub.subs
                 while current is not None:
                     sub = current.sub
                     flags = sub.flags
-                    if not flags & _MARKED:
-                        if flags & WATCHER:
-                            if not flags & QUEUED or sub.queue is not queue:  # type: ignore[attr-defined]
-                                sub.flags = flags | PENDING | QUEUED
+                    if not flags & marked:
+                        if flags & watcher:
+                            if not flags & queued or sub.queue is not queue:  # type: ignore[attr-defined]
+                                sub.flags = flags | pending | queued
                                 sub.queue = queue  # type: ignore[attr-defined]
-                                queue.append(sub)
+                                append(sub)
                             else:
-                                sub.flags = flags | PENDING
+                                sub.flags = flags | pending
                         else:
-                            sub.flags = flags | PENDING
-                            if sub.subs is not None:
+                            sub.flags = flags | pending
+                            subs = sub.subs
+                            if subs is not None:
                                 following = current.next_sub
                                 if following is not None:
                                     stack.append(following)
-                                current = sub.subs
+                                current = subs
                                 continue
-                    elif flags & WATCHER and sub.queue is not queue:  # type: ignore[attr-defined]
+                    elif flags & watcher and sub.queue is not queue:  # type: ignore[attr-defined]
                         _requeue(sub, queue)
                     current = current.next_sub
                     if current is None and stack:
                         current = stack.pop()
         else:
-            if not flags & DIRTY:
+            if not flags & dirty:
                 # Already reached through a longer path: upgrade, no second walk.
-                sub.flags = flags | DIRTY
-            if flags & WATCHER and sub.queue is not queue:  # type: ignore[attr-defined]
+                sub.flags = flags | dirty
+            if flags & watcher and sub.queue is not queue:  # type: ignore[attr-defined]
                 _requeue(sub, queue)
         lnk = lnk.next_sub  # type: ignore[assignment]
         if lnk is None:
