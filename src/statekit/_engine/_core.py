@@ -784,25 +784,32 @@ def flush(state: _State | None = None) -> None:
         return  # a write inside an effect: the outer loop picks its effects up
     state.flushing = True
     queue = state.queue
+    # Locals for what the loop uses once per watcher (cheaper than globals).
+    popleft = queue.popleft
+    not_queued, skip_run, dirty, pending = _NOT_QUEUED, _SKIP_RUN, DIRTY, PENDING
+    not_pending, to_run, running = _NOT_PENDING, _NOT_DIRTY_OR_PENDING, RUNNING
     _acquire()
     try:
         while queue:
-            watcher: WatcherNode = queue.popleft()  # type: ignore[assignment]
-            flags = watcher.flags & _NOT_QUEUED
-            watcher.flags = flags
-            if flags & _SKIP_RUN:
+            watcher: WatcherNode = popleft()  # type: ignore[assignment]
+            flags = watcher.flags & not_queued
+            if flags & skip_run:
+                watcher.flags = flags
                 continue  # a running watcher re-checks itself when its run ends
-            if not flags & DIRTY:
-                if not flags & PENDING:
+            if not flags & dirty:
+                if not flags & pending:
+                    watcher.flags = flags
                     continue
+                watcher.flags = flags
                 try:  # _deps_changed, inlined for the common case
                     changed = check_dirty(watcher.deps, watcher)  # type: ignore[arg-type]
                 except _TooDeep:
                     changed = _deps_changed(watcher)
                 if not changed:
-                    watcher.flags &= _NOT_PENDING
+                    watcher.flags &= not_pending
                     continue
-            watcher.flags = watcher.flags & _NOT_DIRTY_OR_PENDING | RUNNING
+                flags = watcher.flags
+            watcher.flags = flags & to_run | running
             watcher.deps_tail = None
             _execute(watcher, state)
     finally:
