@@ -160,3 +160,22 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.005)
+
+
+def expire_local(app: sk.Scope, timeout: float = 10.0) -> int:
+    """Sweep ``app`` until its idle scopes go, and say how many went.
+
+    Backends keep deadlines in wall-clock time (they are shared between
+    processes) and a scope tree in monotonic time. When the wall clock is
+    stepped (NTP on a freshly booted CI machine) a backend can drop a session
+    a moment before the local tree sees it idle, so one immediate sweep may
+    find nothing yet.
+    """
+    swept = [0]
+
+    def any_went() -> bool:
+        swept[0] += app.expire_idle()
+        return swept[0] > 0
+
+    wait_for(any_went, timeout)
+    return swept[0]

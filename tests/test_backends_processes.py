@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import statekit as sk
-from _backends import cleanup_prefix, new_prefix, redis_url
+from _backends import cleanup_prefix, expire_local, new_prefix, redis_url
 from statekit.backends import Backend, SQLiteBackend, backend_from_url
 
 pytestmark = pytest.mark.timeout(180)
@@ -187,7 +187,7 @@ def test_a_session_kept_busy_by_one_process_expires_for_all_once_idle(
         backend.expire()  # SQLite deletes now what it already hid; Redis expired it itself
         assert backend.load(key, "cart") == (0, None)
         # The local tree agrees: its copy of the session is idle too, and goes.
-        assert app.expire_idle() == 1
+        assert expire_local(app) == 1
         assert app.scopes("session") == []
         with app, sk.session("busy", ttl=ttl):
             assert (cart.get("items"), cart.version) == ([], 0)  # starts afresh

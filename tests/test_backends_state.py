@@ -20,6 +20,7 @@ import statekit as sk
 from _backends import (
     BACKENDS,
     cleanup_prefix,
+    expire_local,
     make_backend,
     new_prefix,
     redis_url,
@@ -303,7 +304,7 @@ def test_idle_sessions_expire_and_drop_the_state(backend: Backend) -> None:
     assert {idle, busy} <= set(backend.scopes())
     wait_for(lambda: idle not in backend.scopes())
     assert busy in backend.scopes()
-    assert app.expire_idle() == 1
+    assert expire_local(app) == 1
     backend.expire()
     assert backend.load(idle, CART) == (0, None)
     with app, sk.session("idle", ttl=0.5):
