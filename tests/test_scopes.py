@@ -525,3 +525,78 @@ def test_sk_app_is_a_fresh_app_scope(sk_app: Any) -> None:
     assert isinstance(sk_app, sk.Scope)
     assert sk_app.level == "app"
     assert not sk_app.disposed
+
+
+# --------------------------------------------------------------------------
+# nesting and unwinding (the token stack), scopes that never held anything
+
+
+def test_nested_blocks_unwind_in_order_across_levels() -> None:
+    app = sk.app_scope()
+    with sk.user("u") as u:
+        with sk.session("s") as s:
+            with sk.request() as r:
+                assert sk.current_scope() is r
+                assert r.chain == (app, u, s, r)
+                with s:  # re-entering an outer scope from inside
+                    assert sk.current_scope() is s
+                assert sk.current_scope() is r
+            assert sk.current_scope() is s
+            assert s.chain == (app, u, s, None)
+        assert sk.current_scope() is u
+    assert sk.current_scope() is app
+    with sk.session("anon") as anon:
+        assert anon.chain == (app, None, anon, None)
+
+
+async def test_interleaved_tasks_each_unwind_their_own_blocks() -> None:
+    app = sk.app_scope()
+    both_inside = asyncio.Barrier(2) if hasattr(asyncio, "Barrier") else None
+    order: list[str] = []
+
+    async def visit(sid: str) -> None:
+        with sk.session(sid) as s:
+            if both_inside is not None:
+                await both_inside.wait()
+            await asyncio.sleep(0)
+            with sk.request() as r:
+                await asyncio.sleep(0)
+                assert sk.current_scope() is r
+            assert sk.current_scope() is s
+            order.append(sid)
+        assert sk.current_scope() is app
+
+    await asyncio.gather(visit("a"), visit("b"))
+    assert sorted(order) == ["a", "b"]
+    assert sk.current_scope() is app
+
+
+def test_a_scope_that_never_held_anything() -> None:
+    with sk.session("empty") as s:
+        pass
+    assert s.children() == []
+    assert s.scopes() == []
+    assert s.count() == 0
+    s.dispose()
+    assert s.disposed
+    assert sk.app_scope().count("session") == 0
+
+
+def test_first_cleanup_effect_and_child_of_a_fresh_scope() -> None:
+    ran: list[str] = []
+    n = sk.atom(0, name="fresh-scope-n")
+    with sk.session("fresh") as s:
+        s.on_dispose(lambda: ran.append("cleanup"))
+        stop = sk.effect(lambda: ran.append(f"effect {n.value}"))
+        with sk.request() as r:
+            assert s.children() == [r]
+        assert s.children() == []  # the request was disposed and unlinked
+    n.value = 1
+    stop()
+    n.value = 2  # stopped: no run
+    with sk.session("fresh"):
+        stop2 = sk.effect(lambda: ran.append(f"again {n.value}"))
+    s.dispose()
+    n.value = 3  # the scope's effects stopped with it
+    assert ran == ["effect 0", "effect 1", "again 2", "cleanup"]
+    del stop2

@@ -56,21 +56,37 @@ _RESERVED = frozenset(
 )
 
 
+_NO_DATA: dict[str, Any] = {}  # what a scoped instance is validated from (never mutated)
+
+
 class _StateDefinition(Definition):
     """The definition behind ``Cart.get()``: one instance per scope of its level."""
 
-    __slots__ = ("cls",)
+    __slots__ = ("cls", "plain")
 
     def __init__(self, cls: type[State], scope: str) -> None:
         super().__init__(label(cls), scope, "state")
         self.cls = cls
+        # Whether creating an instance runs only pydantic's own default
+        # handling (see _plain): then nothing the creation does can be
+        # tracked, and the instance is made by the validator directly.
+        self.plain = _plain(cls)
 
     def _make_node(self, scope: Scope) -> Any:
         cls = self.cls
         try:
-            # Untracked: a validator reading a field must not make the
-            # computed that called ``get()`` depend on this new instance.
-            inst = _engine.untracked_call(cls)
+            if self.plain:
+                # What ``cls()`` does (State.__init__ -> BaseModel.__init__ ->
+                # validate_python), without the two frames and the untracked
+                # wrapper: no user code runs, so there is nothing to track.
+                try:
+                    inst = cls.__pydantic_validator__.validate_python(_NO_DATA)
+                except pydantic.ValidationError as exc:
+                    raise validation_error(cls, exc, field=None, action="creation") from exc
+            else:
+                # Untracked: a validator reading a field must not make the
+                # computed that called ``get()`` depend on this new instance.
+                inst = _engine.untracked_call(cls)
         except ValidationError as exc:
             raise InvalidDefinition(
                 f"{label(cls)}.get() cannot create the instance of {scope!r}: {exc}; "
@@ -87,6 +103,39 @@ class _StateDefinition(Definition):
     def _release(self, scope: Scope, node: Any) -> None:
         dispose_nodes(node)
         self._forget(scope)
+
+
+def _plain(cls: type[State]) -> bool:
+    """Whether ``cls()`` runs no code but pydantic's and statekit's own.
+
+    True when the class keeps State's ``__init__`` and ``model_post_init``,
+    declares no validators, and every field has an immutable default (or
+    the shared frozen default statekit made for a list/dict/set) that
+    pydantic does not validate. Such a creation reads no reactive value,
+    so ``get()`` need not run it untracked, nor through ``__init__``.
+    """
+    if cls.__init__ is not State.__init__ or cls.model_post_init is not State.model_post_init:
+        return False
+    decorators = cls.__pydantic_decorators__
+    if (
+        decorators.validators
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.model_validators
+    ):
+        return False
+    if cls.model_config.get("validate_default"):
+        return False
+    for info in cls.model_fields.values():
+        if info.validate_default:
+            return False
+        factory = info.default_factory
+        if factory is not None:
+            if not getattr(factory, "__sk_frozen_default__", False):
+                return False
+        elif type(info.default) not in _PLAIN_DEFAULTS:
+            return False  # required, or a default pydantic copies (or a subclass's)
+    return True
 
 
 def _annotation_types(annotation: Any) -> Iterable[Any]:
@@ -119,6 +168,9 @@ _IMMUTABLE: tuple[type, ...] = (
     enum.Enum,
     types.UnionType,
 )
+# Default values pydantic hands out as they are (exact types: a subclass
+# could copy itself in __deepcopy__).
+_PLAIN_DEFAULTS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def _needs_freezing(annotation: Any) -> bool:
@@ -212,7 +264,12 @@ def _share_frozen_defaults(cls: type[State]) -> None:
         extra.setdefault("default", thaw(frozen))
         info.json_schema_extra = extra
         info.default = PydanticUndefined
-        info.default_factory = lambda frozen=frozen: frozen
+
+        def shared(frozen: Any = frozen) -> Any:
+            return frozen
+
+        shared.__sk_frozen_default__ = True  # type: ignore[attr-defined]
+        info.default_factory = shared
         changed = True
     if changed:
         cls.model_rebuild(force=True, raise_errors=False)
@@ -329,12 +386,17 @@ class State(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         """Set up the reactive side of a new instance (pydantic calls this)."""
-        self._sk_setup()
+        # _sk_setup(), inline: pydantic calls this for every instance made.
+        _set(self, "_sk_nodes", None)
+        _set(self, "_sk_scope", None)
+        if type(self).__sk_freeze__:
+            _freeze_fields(self)
 
     def _sk_setup(self) -> None:
         _set(self, "_sk_nodes", None)
         _set(self, "_sk_scope", None)
-        _freeze_fields(self)
+        if type(self).__sk_freeze__:  # most classes have nothing to freeze: no call
+            _freeze_fields(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in type(self).__sk_fields__:
@@ -403,7 +465,15 @@ class State(BaseModel):
             ...     Prefs.get().lang
             'fr'
         """
-        return cast(Self, cls._sk_definition()._node())
+        definition = cls.__sk_definition__
+        if definition is None or definition.cls is not cls:
+            definition = cls._sk_definition()  # raises for sk.State itself
+        # Definition._node(), inline: one frame less on every get().
+        owner = _current.get().chain[definition._depth]
+        cache = definition._cache
+        if cache[0] is owner:
+            return cache[1]  # type: ignore[no-any-return]  # (typing.cast is a call)
+        return definition._lookup(owner)  # type: ignore[no-any-return]
 
     @classmethod
     def exists(cls) -> bool:

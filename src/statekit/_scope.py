@@ -43,6 +43,8 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _tree_lock = threading.RLock()  # guards children maps and node creation
 _request_ids = itertools.count(1)
+_monotonic = time.monotonic
+_NO_CHAIN: tuple[None, None, None, None] = (None, None, None, None)
 
 
 def level_index(level: str) -> int:
@@ -114,16 +116,28 @@ class Scope:
         self.parent = parent
         self.ttl = ttl
         self.disposed = False
-        self.last_used = time.monotonic()
-        chain: list[Scope | None] = list(parent.chain) if parent is not None else [None] * 4
-        chain[depth] = self
+        self.last_used = _monotonic()
         # chain[level] is the nearest scope of that level, self included: the
-        # one lookup every read makes.
-        self.chain: tuple[Scope | None, ...] = tuple(chain)
+        # one lookup every read makes. The parent's chain with self at depth,
+        # built as one tuple display (no list to fill and convert per scope).
+        c: tuple[Scope | None, ...] = parent.chain if parent is not None else _NO_CHAIN
+        chain: tuple[Scope | None, ...]
+        if depth == SESSION:
+            chain = (c[0], c[1], self, c[3])
+        elif depth == REQUEST:
+            chain = (c[0], c[1], c[2], self)
+        elif depth == USER:
+            chain = (c[0], self, c[2], c[3])
+        else:
+            chain = (self, c[1], c[2], c[3])
+        self.chain: tuple[Scope | None, ...] = chain
         self._nodes: dict[Any, Node] = {}
-        self._effects: dict[WatcherNode, None] = {}
-        self._cleanups: list[Callable[[], Any]] = []
-        self._children: dict[tuple[int, str], Scope] = {}
+        # Made on first use: most sessions and requests never start an
+        # effect, register a cleanup or open a child, and three empty
+        # containers per scope are a good part of what creating one costs.
+        self._effects: dict[WatcherNode, None] | None = None
+        self._cleanups: list[Callable[[], Any]] | None = None
+        self._children: dict[tuple[int, str], Scope] | None = None
         # On an app scope: the statekit.backends binder its store copies
         # load from and commit through (None: values live in this process).
         self.backend: Any = None
@@ -195,11 +209,15 @@ class Scope:
         with _tree_lock:
             if self.disposed:
                 raise DisposedError(f"{self!r} is disposed; no effect can start in it")
-            self._effects[watcher] = None
+            effects = self._effects
+            if effects is None:
+                effects = self._effects = {}
+            effects[watcher] = None
 
     def _release_effect(self, watcher: WatcherNode) -> None:
         with _tree_lock:
-            self._effects.pop(watcher, None)
+            if self._effects is not None:
+                self._effects.pop(watcher, None)
 
     # ------------------------------------------------------------ tree
 
@@ -208,10 +226,13 @@ class Scope:
         with _tree_lock:
             if self.disposed:
                 raise DisposedError(f"{self!r} is disposed; cannot open a {LEVELS[depth]} in it")
-            child = self._children.get(key)
+            children = self._children
+            if children is None:
+                children = self._children = {}
+            child = children.get(key)
             if child is None:
                 child = Scope(depth, scope_id, self, ttl)
-                self._children[key] = child
+                children[key] = child
             elif ttl is not None:
                 child.ttl = ttl
             return child
@@ -219,7 +240,7 @@ class Scope:
     def children(self, level: str | None = None) -> list[Scope]:
         """Live direct children, optionally of one level only."""
         with _tree_lock:
-            kids = list(self._children.values())
+            kids = list(self._children.values()) if self._children else []
         if level is None:
             return kids
         depth = level_index(level)
@@ -241,12 +262,13 @@ class Scope:
         depth = None if level is None else level_index(level)
         found: list[Scope] = []
         with _tree_lock:
-            todo = list(self._children.values())
+            todo = list(self._children.values()) if self._children else []
             while todo:
                 scope = todo.pop(0)
                 if depth is None or scope.depth == depth:
                     found.append(scope)
-                todo.extend(scope._children.values())
+                if scope._children:
+                    todo.extend(scope._children.values())
         return found
 
     def count(self, level: str | None = None) -> int:
@@ -257,7 +279,7 @@ class Scope:
 
     def touch(self) -> None:
         """Mark this scope and its ancestors as used now (idle expiry)."""
-        now = time.monotonic()
+        now = _monotonic()
         scope: Scope | None = self
         while scope is not None:
             scope.last_used = now
@@ -266,15 +288,21 @@ class Scope:
     def __enter__(self) -> Scope:
         if self.disposed:
             raise DisposedError(f"{self!r} is disposed and cannot be entered")
-        self.touch()
-        tokens = _tokens.get()
-        _tokens.set((*tokens, _current.set(self)))
+        # touch(), inline: every session and request entry passes here.
+        now = _monotonic()
+        scope: Scope | None = self
+        while scope is not None:
+            scope.last_used = now
+            scope = scope.parent
+        # The open blocks' tokens as a linked list of pairs: pushing and
+        # popping build one 2-tuple, not a copy of the whole stack.
+        _tokens.set((_current.set(self), _tokens.get()))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        tokens = _tokens.get()
-        _current.reset(tokens[-1])
-        _tokens.set(tokens[:-1])
+        token, rest = _tokens.get()  # type: ignore[misc]
+        _current.reset(token)
+        _tokens.set(rest)
 
     def run(self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Call ``fn`` with this scope current (for threads and callbacks).
@@ -300,6 +328,8 @@ class Scope:
         with _tree_lock:
             if self.disposed:
                 raise DisposedError(f"{self!r} is disposed")
+            if self._cleanups is None:
+                self._cleanups = []
             self._cleanups.append(fn)
         return fn
 
@@ -314,8 +344,9 @@ class Scope:
                 scope = todo.pop()
                 scope.disposed = True
                 order.append(scope)
-                todo.extend(scope._children.values())
-            if self.parent is not None:
+                if scope._children:
+                    todo.extend(scope._children.values())
+            if self.parent is not None and self.parent._children is not None:
                 self.parent._children.pop((self.depth, self.id), None)
         order.sort(key=lambda s: -s.depth)
         return order
@@ -323,13 +354,16 @@ class Scope:
     def _teardown(self) -> list[Any]:
         """Dispose effects and values; run sync cleanups; return async ones."""
         with _tree_lock:
-            effects = list(self._effects)
-            self._effects.clear()
+            effects = list(self._effects) if self._effects else []
+            if self._effects is not None:
+                self._effects.clear()
             nodes = list(self._nodes.items())
             self._nodes.clear()
-            cleanups = self._cleanups[::-1]
-            self._cleanups.clear()
-            self._children.clear()
+            cleanups = self._cleanups[::-1] if self._cleanups else []
+            if self._cleanups is not None:
+                self._cleanups.clear()
+            if self._children is not None:
+                self._children.clear()
         for watcher in effects:
             _engine.dispose_watcher(watcher)
         for definition, node in nodes:
@@ -358,7 +392,7 @@ class Scope:
                 # to walk and nothing to tear down, only unlink it.
                 if not self.disposed:
                     self.disposed = True
-                    if self.parent is not None:
+                    if self.parent is not None and self.parent._children is not None:
                         self.parent._children.pop((self.depth, self.id), None)
                 return
         pending: list[Any] = []
@@ -437,8 +471,10 @@ _current: contextvars.ContextVar[Scope] = contextvars.ContextVar(
 )
 # Tokens of ``with scope:`` blocks, so that a Scope object (shared between
 # tasks) need not hold per-context state itself.
-_tokens: contextvars.ContextVar[tuple[contextvars.Token[Scope], ...]] = contextvars.ContextVar(
-    "statekit_scope_tokens", default=()
+# A linked list: (innermost token, (next token, ... None)).
+_TokenStack = tuple[contextvars.Token[Scope], Any] | None
+_tokens: contextvars.ContextVar[_TokenStack] = contextvars.ContextVar(
+    "statekit_scope_tokens", default=None
 )
 
 

@@ -45,7 +45,8 @@ def holds_state(session: Scope, request: Scope) -> bool:
     """Whether a fresh session got anything worth a cookie during the request."""
     if session._nodes or session._effects or session._cleanups:
         return True
-    return any(child is not request for child in session._children.values())
+    children = session._children  # None until the session opens a child
+    return children is not None and any(child is not request for child in children.values())
 
 
 class ScopeMiddleware:
