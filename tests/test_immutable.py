@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import sys
 import threading
 from typing import Any
 
@@ -163,6 +164,30 @@ def test_pickle_round_trip() -> None:
     t = pickle.loads(pickle.dumps(s))
     assert t == s and hash(t) == hash(s)
     assert type(t) is ImmutableState
+
+
+def test_field_names_are_interned_on_every_way_in() -> None:
+    # Run-time keys equal the literal names but are other objects; interning
+    # lets every later lookup match by identity (a speed property, checked
+    # here because nothing else would notice it going away).
+    def name(text: str) -> str:
+        made = "".join(text)  # a fresh, non-interned str
+        assert made is not sys.intern(text) or len(text) <= 1
+        return made
+
+    states = [
+        ImmutableState(**{name("alpha"): 1}),
+        ImmutableState({name("alpha"): 1}),
+        ImmutableState(beta=0).update(**{name("alpha"): 1}),
+        ImmutableState(beta=0).update(beta=1, **{name("alpha"): 1}),
+        ImmutableState(beta=0).apply({name("alpha"): (MISSING, 1)}),
+        ImmutableState.from_json('{"alpha": 1}'),
+        pickle.loads(pickle.dumps(ImmutableState(**{name("alpha"): 1}))),
+    ]
+    for state in states:
+        key = next(k for k in state.keys() if k == "alpha")
+        assert key is sys.intern("alpha"), state
+        assert state.alpha == 1
 
 
 def test_json_round_trip() -> None:
