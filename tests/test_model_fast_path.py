@@ -179,3 +179,25 @@ def test_get_runs_a_subclass_init() -> None:
 def test_get_on_state_itself_still_refuses() -> None:
     with pytest.raises(sk.InvalidDefinition):
         sk.State.get()
+
+
+def test_get_in_a_scope_disposed_under_it_refuses_and_does_not_hand_out_the_old_one() -> None:
+    with sk.session("gone") as scope:
+        first = Plain.get()
+        scope.dispose()
+        with pytest.raises(sk.DisposedError):
+            Plain.get()
+    with sk.session("gone") as again:  # a new session of the same id
+        assert again is not scope
+        fresh = Plain.get()
+    assert fresh is not first
+    assert fresh._sk_scope is again
+
+
+def test_get_caches_per_scope_and_finds_each_sessions_own() -> None:
+    made = {}
+    for sid in ("a", "b", "a", "c", "b"):
+        with sk.session(sid):
+            inst = Plain.get()
+            assert made.setdefault(sid, inst) is inst
+    assert len({id(v) for v in made.values()}) == 3

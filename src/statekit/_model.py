@@ -473,7 +473,13 @@ class State(BaseModel):
         cache = definition._cache
         if cache[0] is owner:
             return cache[1]  # type: ignore[no-any-return]  # (typing.cast is a call)
-        return definition._lookup(owner)  # type: ignore[no-any-return]
+        if owner is None:
+            return definition._lookup(owner)  # type: ignore[no-any-return]  # raises
+        # Definition._lookup's found-a-scope case, inline (a new session's
+        # first get() comes here): the node, then the cache pair.
+        node = owner.node(definition)
+        definition._cache = (owner, node)
+        return node  # type: ignore[return-value]
 
     @classmethod
     def exists(cls) -> bool:

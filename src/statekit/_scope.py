@@ -42,6 +42,8 @@ APP, USER, SESSION, REQUEST = range(4)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _tree_lock = threading.RLock()  # guards children maps and node creation
+_tree_acquire = _tree_lock.acquire
+_tree_release = _tree_lock.release
 _request_ids = itertools.count(1)
 _monotonic = time.monotonic
 _NO_CHAIN: tuple[None, None, None, None] = (None, None, None, None)
@@ -185,17 +187,23 @@ class Scope:
 
     def node(self, definition: Definition) -> Node:
         """The value node of ``definition`` in this scope, created on first use."""
-        found = self._nodes.get(definition)
+        nodes = self._nodes
+        found = nodes.get(definition)
         if found is not None:
             return found
-        with _tree_lock:
+        # acquire/release rather than ``with``: no bound __enter__/__exit__
+        # made on every value created (once per session for each State).
+        _tree_acquire()
+        try:
             if self.disposed:
                 raise DisposedError(f"{self!r} is disposed; {definition.name!r} cannot live in it")
-            found = self._nodes.get(definition)
+            found = nodes.get(definition)
             if found is None:
                 found = definition._make_node(self)
-                self._nodes[definition] = found
+                nodes[definition] = found
             return found
+        finally:
+            _tree_release()
 
     def has(self, definition: Any) -> bool:
         """Whether ``definition`` already has a value in this scope."""
@@ -223,7 +231,8 @@ class Scope:
 
     def _child(self, depth: int, scope_id: str, ttl: float | None) -> Scope:
         key = (depth, scope_id)
-        with _tree_lock:
+        _tree_acquire()  # (not ``with``: see node())
+        try:
             if self.disposed:
                 raise DisposedError(f"{self!r} is disposed; cannot open a {LEVELS[depth]} in it")
             children = self._children
@@ -236,6 +245,8 @@ class Scope:
             elif ttl is not None:
                 child.ttl = ttl
             return child
+        finally:
+            _tree_release()
 
     def children(self, level: str | None = None) -> list[Scope]:
         """Live direct children, optionally of one level only."""
@@ -299,7 +310,8 @@ class Scope:
         _tokens.set((_current.set(self), _tokens.get()))
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # (Named parameters, not ``*exc_info``: no tuple packed per block.)
         token, rest = _tokens.get()  # type: ignore[misc]
         _current.reset(token)
         _tokens.set(rest)

@@ -33,7 +33,7 @@ neither repeats nor drops a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["SelectorRun", "listen_selector"]
 
 _dict_get = dict.get
+_lock_acquire = _engine_core.lock.acquire
+_lock_release = _engine_core.lock.release
 _update_computed = _engine_core.update_computed
 _TooDeep = _engine_core._TooDeep
 _NOT_CLEAN = STALE | HAS_ERROR | DISPOSED
@@ -82,8 +84,9 @@ class SelectorRun:
         self.node = ComputedNode(partial(fn, self.get), computed.name, owner, None, owner.runner)
         self.doc: Any = None  # the document being read, during a run
         self.reads: list[tuple[tuple[str, ...], Any]] = []
-        # (parts, value) read by the last run; None: run it on the next commit.
-        self.deps: tuple[tuple[tuple[str, ...], Any], ...] | None = None
+        # (parts, value) read by the last run (its ``reads`` list, never
+        # appended to once the run is over); None: run it on the next commit.
+        self.deps: Sequence[tuple[tuple[str, ...], Any]] | None = None
         self.watcher: WatcherNode | None = None  # set once moved to the engine
 
     def get(self, path: Any = "") -> Any:
@@ -112,15 +115,20 @@ class SelectorRun:
         return value
 
     def evaluate(self, doc: Any) -> Any:
-        """Run the selector on ``doc`` as a computed: (result or Failure, tracked).
+        """Run the selector on ``doc`` as a computed: its result, or a Failure.
 
-        Records what it read through ``get`` in ``deps``; ``tracked``: the run
-        also read something the engine tracks (an atom, another selector...).
+        Records what it read through ``get`` in ``deps``. Afterwards
+        ``self.node.deps is not None`` tells that the run also read
+        something the engine tracks (an atom, another selector...).
         """
         node = self.node
-        with _engine.lock:
+        # acquire/release rather than ``with``: no bound __enter__/__exit__
+        # made per run (one run per write that changes what it read).
+        _lock_acquire()
+        try:
             self.doc = doc
-            self.reads = []
+            reads: list[tuple[tuple[str, ...], Any]] = []
+            self.reads = reads
             try:
                 try:
                     _update_computed(node)
@@ -128,8 +136,11 @@ class SelectorRun:
                     _engine_core._drive(_update_computed, node)
             finally:
                 self.doc = None
-            self.deps = tuple(self.reads)
-            return node.value, node.deps is not None
+            # The list itself (no tuple copy): the next run appends to a new one.
+            self.deps = reads
+            return node.value
+        finally:
+            _lock_release()
 
     def seed(self, state: _StoreState) -> tuple[Any] | None:
         """``(value,)`` from the selector's own computed, if it is current and read only views.
@@ -176,8 +187,8 @@ class SelectorRun:
                     break
             else:
                 return
-        value, tracked = self.evaluate(doc)
-        if tracked:
+        value = self.evaluate(doc)
+        if self.node.deps is not None:  # it read something tracked as well
             self.to_engine(listener)
             return
         if value.__class__ is Failure:
@@ -244,7 +255,7 @@ def listen_selector(
         seeded = run.seed(state)
         if seeded is not None:
             return seeded[0]
-        value, _ = run.evaluate(doc)
+        value = run.evaluate(doc)
         if value.__class__ is Failure:
             value.throw()
         return value
