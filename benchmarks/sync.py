@@ -6,7 +6,7 @@ out.json`` to also save the numbers).
 
 The servers run under uvicorn in subprocesses on 127.0.0.1, one worker each,
 uvicorn's default loop and HTTP parser (uvloop and httptools when installed,
-as they are with the ``all`` extra); the load comes from another process: a
+as they are with the ``server`` extra; the report names the pair); the load comes from another process: a
 plain asyncio HTTP/1.1 client on raw streams (keep-alive, chunked SSE
 parsing), so that the load generator's own cost per request stays small.
 
@@ -593,6 +593,15 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def uvicorn_pair() -> str:
+    """The loop and HTTP parser uvicorn's "auto" settings pick in this environment."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} / {http}"
+
+
 def report(spec: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     rows = {key: _merge(rounds, spec["seconds"]) for key, rounds in results.items()}
     load_avg = os.getloadavg()
@@ -603,6 +612,7 @@ def report(spec: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         f"(one writer, {spec['window']} connections)"
     )
     print(f"load average after: {load_avg[0]:.1f} (1 min), {load_avg[1]:.1f} (5 min)")
+    print(f"uvicorn loop / HTTP parser (the servers' defaults here): {uvicorn_pair()}")
     header = (
         f"{'scenario':<13}{'server':<18}{'patches/s':>10}{'deliv/s':>10}{'events':>8}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'wr p50':>8}{'wr p99':>8}{'srv µs/p':>9}{'(sys)':>6}"

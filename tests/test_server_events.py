@@ -186,3 +186,38 @@ def test_wait_for_is_one_shot_and_checked_against_the_log() -> None:
         hub.disarm(copy, 2)
         n.set("n", 4)
         assert woken == ["a"]
+
+
+async def test_waiting_streams_share_the_loop_timers() -> None:
+    # A timer made (and cancelled) per wait of each stream was most of what
+    # a stream cost besides its socket write; the shared clock keeps one
+    # loop timer per millisecond tick for all of them.
+    from asyncio import futures
+
+    loop = asyncio.get_running_loop()
+    timers: list[Any] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if callback is not futures._set_result_unless_cancelled:  # not this test's sleeps
+            timers.append(callback)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting  # type: ignore[method-assign]
+    n = sk.Store({"n": 0}, name="n", writable=["/n"])
+    with sk.new_app_scope():
+        server = _server(n, interval=0.02)
+        streams = [Stream(server, b"store=n") for _ in range(20)]
+        await asyncio.gather(*(s.until(lambda s=s: s.events) for s in streams))
+        timers.clear()
+        for i in range(1, 201):
+            n.set("n", i)
+            await asyncio.sleep(0.002)
+        for s in streams:
+            await s.until(lambda s=s: s.patches() and s.patches()[-1]["version"] == 200)
+            assert _versions(s, 0) == list(range(1, 201))
+        events = sum(len(s.patches()) for s in streams)
+        assert events >= 40  # several events per stream: the interval gathered the rest
+        assert len(timers) < events / 4, (len(timers), events)
+        for s in streams:
+            await s.close()

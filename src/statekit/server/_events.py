@@ -19,13 +19,21 @@ small state machine driven by wake-ups:
   subscriber (:meth:`~statekit.server._hub.Copy.patch_data`).
 - When the log no longer reaches back to the version sent, it sends a
   ``snapshot`` instead.
-- After an event, a stream waits ``interval`` seconds before its next one:
+- After an event, a stream sends nothing more for ``interval`` seconds:
   the first commit after a quiet spell goes out at once, and under a
   sustained stream of commits each subscriber gets at most one event per
   interval carrying all of them. This is what keeps one writer's many small
   commits to a store with many subscribers from costing a socket write per
-  commit per subscriber.
+  commit per subscriber. The stream arms again right after its event: the
+  first commit within the interval only books the interval's end on the
+  loop's shared :class:`~statekit.server._clock.Clock`, and the later ones
+  find the stream unarmed (they cost it nothing).
 - With nothing to send for ``heartbeat`` seconds it sends ``: ping``.
+
+Deadlines (the interval's end, the heartbeat, the shutdown check below) go
+through that shared clock, one loop timer per millisecond tick for all the
+streams of a loop, instead of a timer made and cancelled per wait; a
+stream's task wakes once per event.
 
 A stream ends when the client goes away (``http.disconnect``), when
 :meth:`SyncServer.close` is called, or when the server shuts down: uvicorn
@@ -47,6 +55,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ._clock import Clock, clock_of
 from ._hub import Copy, Hub, encode
 
 __all__ = ["EventStream", "parse_last_event_id"]
@@ -111,9 +120,13 @@ class EventStream(Response):
         self.sent: dict[Copy, int] = {}
         self.woken = False  # an armed copy committed since the stream last looked
         self.closed = False
-        self._holding = False  # waiting out the interval: a wake-up only marks woken
+        self._quiet_until = 0.0  # loop time: no event before it (the interval after one)
+        self._held = False  # the end of the quiet spell is booked on the clock
+        self._poll_at = 0.0  # the next wake-up booked for a heartbeat/shutdown check
         self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Clock | None = None
+        self._booked = _Booked(self)
         self._thread = 0
         self._registry = registry
         self._key = 0
@@ -135,11 +148,32 @@ class EventStream(Response):
     def _mark(self, copy: Copy | None) -> None:
         if copy is not None:
             self.woken = True
-            if self._holding:
-                return
+            if self._quiet_until and self._hold_if_quiet():
+                return  # the end of the interval wakes the stream
+        self._resolve()
+
+    def _resolve(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _hold_if_quiet(self) -> bool:
+        """True while within the interval after an event; books its end once."""
+        loop = self._loop
+        if loop is None or self._clock is None or loop.time() >= self._quiet_until:
+            return False  # (no loop: the stream has ended; a late wake-up changes nothing)
+        if not self._held:
+            self._held = True
+            self._clock.at(self._quiet_until, self._booked.unhold)
+        return True
+
+    def _unhold(self) -> None:
+        self._held = False
+        self._resolve()
+
+    def _on_poll(self) -> None:
+        self._poll_at = 0.0
+        self._resolve()
 
     def close(self) -> None:
         """End the stream (from any thread)."""
@@ -159,30 +193,6 @@ class EventStream(Response):
             if self.hub.wait_for(copy, self._key, self.sent[copy], self._wake[copy]):
                 ahead = True
         return ahead
-
-    async def _wait(self, timeout: float) -> None:
-        if self.woken or self.closed:
-            return
-        await self._sleep(timeout)
-
-    async def _hold(self, seconds: float) -> None:
-        """Wait out the rest of the interval; only :meth:`close` ends it early."""
-        self._holding = True
-        try:
-            await self._sleep(seconds)
-        finally:
-            self._holding = False
-
-    async def _sleep(self, timeout: float) -> None:
-        assert self._loop is not None
-        waiter = self._loop.create_future()
-        self._waiter = waiter
-        timer = self._loop.call_later(timeout, _release, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
 
     # ------------------------------------------------------------ events
 
@@ -254,6 +264,8 @@ class EventStream(Response):
         watcher = asyncio.ensure_future(self._watch(receive))
         closing = _closing_probe(receive)
         loop = self._loop
+        clock = self._clock = clock_of(loop)
+        interval = self.interval
         try:
             # The first arming compares each copy's log with the versions the
             # opening sent: a commit in between is news, not lost.
@@ -262,27 +274,40 @@ class EventStream(Response):
             await _body(send, opening)
             ping_at = loop.time() + self.heartbeat
             while not self.closed:
-                news = self._arm()
-                if not news:
-                    await self._wait(max(0.0, min(_POLL, ping_at - loop.time())))
-                    if self.closed or closing():
-                        break
-                    news = self.woken
-                if news:
-                    data = self._pending()
-                    if data:
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
-                        ping_at = loop.time() + self.heartbeat
-                        if self.interval:
-                            # Not armed meanwhile: commits in the interval cost
-                            # this stream nothing and go out together next.
-                            await self._hold(self.interval)
-                            if self.closed or closing():
-                                break
-                        continue
-                if loop.time() >= ping_at:
+                # Woken by a commit: there is news (arming again would only say
+                # so). Otherwise arm, right after an event too: a commit in the
+                # interval then books the interval's end (see _mark).
+                if self.woken or self._arm():
+                    if self._quiet_until and self._hold_if_quiet():
+                        self.woken = True  # sent when the interval ends
+                    else:
+                        data = self._pending()
+                        if data:
+                            await send(
+                                {"type": "http.response.body", "body": data, "more_body": True}
+                            )
+                            now = loop.time()
+                            ping_at = now + self.heartbeat
+                            if interval:
+                                self._quiet_until = now + interval
+                            continue
+                now = loop.time()
+                if now >= ping_at:
                     await _body(send, ": ping\n\n")
                     ping_at = loop.time() + self.heartbeat
+                    continue
+                if not self._poll_at:
+                    # One booked at a time: one still booked is due no later
+                    # than this one would be (ping_at only moves later).
+                    self._poll_at = min(ping_at, now + _POLL)
+                    clock.at(self._poll_at, self._booked.poll)
+                # Parked here, not in a helper coroutine: one frame less to
+                # make and to resume per wake-up.
+                waiter = self._waiter = loop.create_future()
+                await waiter
+                self._waiter = None
+                if self.closed or closing():
+                    break
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
@@ -296,6 +321,7 @@ class EventStream(Response):
                 await watcher
             self._registry.discard(self)
             self._loop = None
+            self._booked.stream = None  # bookings still on the clock let go of the stream
 
     async def _watch(self, receive: Receive) -> None:
         while True:
@@ -305,6 +331,27 @@ class EventStream(Response):
                 return
 
 
+class _Booked:
+    """What the shared clock holds of a stream: nothing of it once the stream has ended.
+
+    (A booking can be due up to a heartbeat after the stream's end; it must
+    not keep the stream, its copies and its scopes alive until then.)
+    """
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream: EventStream | None = stream
+
+    def unhold(self) -> None:
+        if self.stream is not None:
+            self.stream._unhold()
+
+    def poll(self) -> None:
+        if self.stream is not None:
+            self.stream._on_poll()
+
+
 def _joined(entries: Sequence[tuple[int, Any]]) -> Any:
     """The ops of consecutive commits as one list (applied in order: the same document)."""
     return entries[0][1] if len(entries) == 1 else [op for _, ops in entries for op in ops]
@@ -312,8 +359,3 @@ def _joined(entries: Sequence[tuple[int, Any]]) -> Any:
 
 async def _body(send: Send, text: str) -> None:
     await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
-
-
-def _release(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
