@@ -65,9 +65,31 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _CACHE = 8  # encoded events kept per copy (subscribers usually share one base)
 
 
+# The C encoder that _encoder.encode makes anew on every call, made once, with
+# the arguments JSONEncoder.iterencode passes for _encoder's settings (no
+# circular-reference check: a frozen JSON value cannot contain itself).
+_c_make = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Any = (
+    None
+    if _c_make is None
+    else _c_make(
+        None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
+
+
 def encode(value: Any) -> str:
-    """Compact JSON text of a (frozen) JSON value."""
-    return _encoder.encode(value)
+    """Compact JSON text of a (frozen) JSON value.
+
+    Example:
+        >>> encode({"a": [1, "é", None]})
+        '{"a":[1,"é",null]}'
+    """
+    if _c_encode is None:  # pragma: no cover - a Python without the _json accelerator
+        return _encoder.encode(value)
+    if value.__class__ is str:
+        return json.encoder.encode_basestring(value)
+    return "".join(_c_encode(value, 0))
 
 
 class VersionMismatch(Exception):
@@ -89,12 +111,14 @@ class Copy:
         "floor",
         "lock",
         "log",
+        "name_json",
         "store",
         "subscribers",
     )
 
     def __init__(self, store: Store, state: _StoreState, log_size: int) -> None:
         self.store = store
+        self.name_json = encode(store.name)  # in every event: encoded once
         # Weak: the hub must not keep a session's copy (and its scope) alive.
         self._state: weakref.ref[_StoreState] = weakref.ref(state)
         self.log: deque[tuple[int, Ops]] = deque(maxlen=log_size)
@@ -140,7 +164,7 @@ class Copy:
         entry = self.cache.get(key)
         if entry is None:
             data = (
-                f'{{"store":{encode(self.store.name)},"base":{base},'
+                f'{{"store":{self.name_json},"base":{base},'
                 f'"version":{version},"ops":{encode(ops)}}}'
             )
             entry = [data, None]

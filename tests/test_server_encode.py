@@ -1,0 +1,50 @@
+"""The hub's JSON encoding (one C encoder made once): the same text as json.dumps."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from statekit._patch import freeze_json
+from statekit.server._hub import encode
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+@given(json_values)
+def test_encode_is_compact_json_dumps(value: Any) -> None:
+    assert encode(value) == _dumps(value)
+    assert encode(freeze_json(value)) == _dumps(value)  # the frozen copies the hub holds
+
+
+def test_encode_refuses_what_is_not_json() -> None:
+    for bad in (math.nan, [math.inf], {"a": -math.inf}):
+        with pytest.raises(ValueError):
+            encode(bad)
+    with pytest.raises(TypeError):
+        encode({"a": object()})
+
+
+def test_encode_calls_are_independent() -> None:
+    # One encoder serves every call: nothing of one value leaks into the next.
+    shared = [1, 2]
+    assert encode({"a": shared, "b": shared}) == '{"a":[1,2],"b":[1,2]}'
+    assert encode(shared) == "[1,2]"
+    assert encode("é\n\u2028") == '"é\\n\u2028"'
