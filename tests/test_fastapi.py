@@ -445,7 +445,7 @@ def test_async_identify_and_bad_identify() -> None:
 
     with TestClient(app) as client:
         assert client.get("/", headers={"x-user": "alice"}).json() == "alice"
-        with pytest.raises(TypeError, match=r"returns a user id \(str\) or None, not 7"):
+        with pytest.raises(TypeError, match=r"returns a user id \(str\) or None, not int"):
             client.get("/")
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 import statekit as sk
+from _server_fixtures import make_server, running
 from statekit.server import Identity, SessionSigner, enter_scopes
+from statekit.server._identity import call_identify
 
 
 def test_a_remembered_cookie_still_expires() -> None:
@@ -53,3 +58,39 @@ def test_enter_scopes_unwinds_when_the_block_raises() -> None:
         raise RuntimeError("boom")
     assert req.disposed
     assert sk.current_scope() is before
+
+
+# -- identify(): one meaning under the sync server and the FastAPI adapter -------
+
+
+def test_call_identify_sync_async_and_empty() -> None:
+    async def later(request: object) -> str | None:
+        await asyncio.sleep(0)
+        return "alice"
+
+    async def check() -> None:
+        assert await call_identify(None, object()) is None
+        assert await call_identify(lambda r: "bob", object()) == "bob"
+        assert await call_identify(later, object()) == "alice"
+        assert await call_identify(lambda r: None, object()) is None
+        # An empty id is no user: a user scope "" could not be named.
+        assert await call_identify(lambda r: "", object()) is None
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize("bad", [7, {"user": "SECRET-record"}, b"alice"])
+def test_call_identify_names_the_wrong_type_not_the_value(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"returns a user id \(str\) or None, not ") as caught:
+        asyncio.run(call_identify(lambda r: bad, object()))
+    assert type(bad).__name__ in str(caught.value)
+    assert "SECRET" not in str(caught.value) and "alice" not in str(caught.value)
+
+
+def test_sync_server_treats_an_empty_user_id_as_anonymous() -> None:
+    with running(make_server(identify=lambda request: "")) as url:
+        with httpx.Client(base_url=url, timeout=10) as c:
+            c.get("/stores").raise_for_status()
+            r = c.get("/stores/todos")  # a user store, and no user
+            assert r.status_code == 404 and r.json()["error"] == "unknown_store"
+            assert c.get("/stores/counter").status_code == 200

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._scope import Scope
+from ..server._identity import call_identify
 from ._resources import Resource, resources_of
 
 if TYPE_CHECKING:
@@ -120,14 +120,7 @@ class AppRuntime:
 
     async def user_of(self, request: Any) -> str | None:
         """The user id ``identify`` gives for ``request`` (``None`` without one)."""
-        if self.identify is None:
-            return None
-        found = self.identify(request)
-        if inspect.isawaitable(found):
-            found = await found
-        if found is not None and not isinstance(found, str):
-            raise TypeError(f"identify() returns a user id (str) or None, not {found!r}")
-        return found
+        return await call_identify(self.identify, request)
 
 
 def runtime_of(scope: Mapping[str, Any]) -> AppRuntime | None:

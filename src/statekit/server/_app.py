@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -47,6 +46,7 @@ from ._identity import (
     TAB_HEADER,
     Identity,
     SessionSigner,
+    call_identify,
     enter_scopes,
     session_of,
     set_session_cookie,
@@ -403,14 +403,7 @@ class SyncServer:
         return tab
 
     async def _user_of(self, request: Request) -> str | None:
-        if self.identify is None:
-            return None
-        found = self.identify(request)
-        if inspect.isawaitable(found):
-            found = await found
-        if found is not None and not isinstance(found, str):
-            raise TypeError(f"identify() returned {type(found).__name__}, not str | None")
-        return found or None
+        return await call_identify(self.identify, request)
 
     def _store(self, call: _Call) -> Store:
         name = call.request.scope["path_params"]["parts"][1]

@@ -43,12 +43,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import inspect
 import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -60,6 +63,7 @@ __all__ = [
     "TAB_HEADER",
     "Identity",
     "SessionSigner",
+    "call_identify",
     "enter_scopes",
     "resolve_secret",
     "session_of",
@@ -219,6 +223,30 @@ def set_session_cookie(
         samesite="lax",
         secure=connection.url.scheme in ("https", "wss"),
     )
+
+
+async def call_identify(identify: Callable[[Any], Any] | None, request: Any) -> str | None:
+    """The user id an app's ``identify(request)`` gives, awaited if it is async.
+
+    ``None`` and ``""`` both mean "no logged-in user" (an empty id would
+    make a user scope nobody can name). Anything else but a ``str`` is the
+    app's bug: a ``TypeError`` naming its type, never its value (it could
+    be a user record). The sync server and the FastAPI adapter both call
+    this, so an app's ``identify`` means the same under either.
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(call_identify(lambda request: "", None)) is None
+        True
+    """
+    if identify is None:
+        return None
+    found = identify(request)
+    if inspect.isawaitable(found):
+        found = await found
+    if found is not None and not isinstance(found, str):
+        raise TypeError(f"identify() returns a user id (str) or None, not {type(found).__name__}")
+    return found or None
 
 
 @dataclass(frozen=True, slots=True)
