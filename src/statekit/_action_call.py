@@ -61,6 +61,7 @@ class Cell(Node):
     """One scope's status signals and the calls in flight there."""
 
     __slots__ = (
+        "__weakref__",
         "error",
         "holder",
         "landed",

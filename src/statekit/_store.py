@@ -106,6 +106,7 @@ class _StoreState(Node):
     """One scope's copy of a store."""
 
     __slots__ = (
+        "__weakref__",
         "claim",
         "delivering",
         "dispatch_fn",

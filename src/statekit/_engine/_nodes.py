@@ -79,10 +79,15 @@ class Node:
 
     ``owner`` is whatever the node belongs to (a scope); the engine never looks
     at it beyond handing it back to hooks. ``name`` is used in error messages.
+
+    Nodes have no ``__weakref__`` slot: a class compiled with mypyc cannot be
+    weakly referenced (its deallocator never clears weak references), so the
+    engine never relies on one. A subclass whose instances are kept in weak
+    maps (the store's per-scope state, an action's cell) declares
+    ``__weakref__`` in its own ``__slots__``, which works in both modes.
     """
 
     __slots__ = (
-        "__weakref__",
         "deps",
         "deps_tail",
         "flags",

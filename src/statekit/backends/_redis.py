@@ -365,7 +365,7 @@ class RedisBackend(Backend):
                 retry=Retry(NoBackoff(), 0),
                 client_name=self.pubsub_name,
             )
-            pubsub = client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call,unused-ignore]
             self._pubsub = pubsub
             try:
                 pubsub.subscribe(self._channel)
