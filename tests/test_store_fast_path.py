@@ -213,3 +213,72 @@ def test_lock_free_root_write_never_leaves_a_tracked_reader_stale() -> None:
             sys.setswitchinterval(interval)
             thread.join(30)
         assert not stale, f"{len(stale)} of {rounds} effects missed the write"
+
+
+# -- the parsed-path cache (``_paths.PARSED``, read directly by set, get and a selector's get)
+
+PATH_TEXT = st.text(alphabet="ab/~01-", max_size=8)
+
+
+@SETTINGS
+@given(path=PATH_TEXT)
+def test_cached_parse_agrees_with_parsing(path: str) -> None:
+    from statekit import _paths
+
+    _paths.PARSED.clear()
+    try:
+        fresh = _paths._split(path)
+    except sk.PathError as exc:
+        # An invalid path raises every time and is never remembered.
+        for _ in range(2):
+            with pytest.raises(sk.PathError) as again:
+                _paths.parse(path)
+            assert str(again.value) == str(exc)
+        assert path not in _paths.PARSED
+        return
+    assert _paths.parse(path) == fresh  # a miss: parsed and remembered
+    assert _paths.PARSED[path] == fresh
+    assert _paths.parse(path) == fresh  # a hit
+    store = sk.Store({})
+    assert store._parse(path) == fresh
+
+
+@SETTINGS
+@given(initial=DOCS, data=st.data())
+def test_set_and_get_agree_with_and_without_the_parsed_cache(
+    initial: Any, data: st.DataObject
+) -> None:
+    """A write through a cached path does what the same write does on a miss."""
+    from statekit import _paths
+
+    path = data.draw(st.sampled_from([_pointer(p) for p in _all_paths(initial) if p] or ["/a"]))
+    path = path if data.draw(st.booleans()) else path.lstrip("/")
+    value = data.draw(VALUES)
+    results = []
+    for warm in (False, True):
+        _paths.PARSED.clear()
+        if warm:
+            _paths.parse(path)
+        with sk.new_app_scope(f"cache-{warm}"):
+            store = sk.Store(initial)
+            seen: list[Any] = []
+            store.listen(path, seen.append)
+            first = _outcome(lambda: store.set(path, value))
+            if warm:
+                _paths.PARSED.clear()
+                _paths.parse(path)
+            read = _outcome(lambda: store.get(path))
+            results.append((first, read, store.snapshot(), store.version, seen))
+    assert results[0] == results[1]
+
+
+def test_parsed_cache_is_bounded() -> None:
+    from statekit import _paths
+
+    _paths.PARSED.clear()
+    for i in range(_paths._CACHE_SIZE + 10):
+        assert _paths.parse(f"k{i}/x") == (f"k{i}", "x")
+    assert len(_paths.PARSED) <= _paths._CACHE_SIZE
+    store = sk.Store({"k1": {"x": 1}})
+    store.set("k1/x", 2)  # a miss after the clear: parsed again
+    assert store.get("/k1/x") == 2

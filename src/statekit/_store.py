@@ -27,7 +27,7 @@ from ._engine import ComputedNode, Node, SignalNode, WatcherNode
 from ._engine import _core as _engine_core
 from ._engine import _graph as _engine_graph
 from ._frozen import FrozenDict, FrozenList, thaw
-from ._paths import _parse_string
+from ._paths import PARSED as _PARSED
 from ._scope import Scope, _current
 from ._store_listen import _SCALARS, Listener, add_listener, dispatch, notify, same_value, value_at
 from ._store_listen import MISSING as _MISSING
@@ -291,9 +291,12 @@ class Store(Definition):
         return type(exc)(f"{where}: {exc}")
 
     def _parse(self, path: str | Sequence[str]) -> tuple[str, ...]:
+        if path.__class__ is str:
+            try:
+                return _PARSED[path]  # parsed before: the hot path
+            except KeyError:
+                pass
         try:
-            if path.__class__ is str:
-                return _parse_string(path)  # cached: the hot path
             return _paths.parse(path)
         except PathError as exc:
             raise self._named(exc) from None
@@ -427,13 +430,10 @@ class Store(Definition):
             ...
             statekit.exceptions.PathError: path '/user/nmae': part 'nmae': no key...store 's'
         """
-        # _parse's cached string case, inlined (one Python call less per write).
-        if path.__class__ is str:
-            try:
-                parts = _parse_string(path)
-            except PathError as exc:
-                raise self._named(exc) from None
-        else:
+        # _parse's cached string case, inlined (no Python call per write).
+        try:
+            parts = _PARSED[path] if path.__class__ is str else self._parse(path)
+        except KeyError:  # not parsed yet
             parts = self._parse(path)
         # A string, int, bool or None is its own frozen form: no call (a
         # float still goes through the check, which refuses NaN and inf).

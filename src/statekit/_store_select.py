@@ -42,7 +42,7 @@ from ._engine import ComputedNode, WatcherNode
 from ._engine import _core as _engine_core
 from ._engine._nodes import DISPOSED, HAS_ERROR, STALE, Failure
 from ._frozen import FrozenDict
-from ._paths import _parse_string
+from ._paths import PARSED as _PARSED
 from ._paths import get as _get
 from ._store_listen import MISSING, Listener, register, value_at
 from ._subscribe import start_effect, stop_effect
@@ -96,9 +96,9 @@ class SelectorRun:
         if doc is None:  # called after its run (kept by the selector): a plain read
             return store.get(path)
         try:
-            parts = _parse_string(path) if path.__class__ is str else store._parse(path)
-        except PathError as exc:
-            raise store._named(exc) from None
+            parts = _PARSED[path] if path.__class__ is str else store._parse(path)
+        except KeyError:  # not parsed yet
+            parts = store._parse(path)
         if len(parts) == 1:
             key = parts[0]
             if key in store._selectors:  # a tracked read of another selector's computed
