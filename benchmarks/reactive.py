@@ -371,9 +371,22 @@ class StatekitLib(Lib):
             return
         self.sk = sk
         self.version = getattr(sk, "__version__", "?")
+        self.note = engine_mode()
 
     def graph(self) -> Graph:
         return StatekitGraph(self.sk)
+
+
+def engine_mode() -> str:
+    """Which statekit engine runs: figures differ by 2-3x between the modes."""
+    try:
+        from statekit import _engine
+    except ImportError:
+        return ""
+    if not getattr(_engine, "COMPILED", False):
+        return "engine: pure Python"
+    stale = _engine.stale_modules()
+    return "engine: compiled" + (f", STALE: {', '.join(stale)}" if stale else "")
 
 
 # ---- reaktiv
@@ -1404,6 +1417,7 @@ def main(argv: list[str] | None = None) -> int:
             "argv": sys.argv,
             "settings": s.__dict__,
             "libs": {lib.name: lib.error or lib.version for lib in libs},
+            "engine": engine_mode(),
             "cases": {
                 case: {
                     n: {

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from . import _engine
 from ._definition import _DEPTHS, _NOWHERE, Definition, Misplaced, _counter, computed_value
-from ._engine import NEW_COMPUTED_FLAGS, UNSET, ComputedNode, Node
+from ._engine import ComputedNode, Node
 from ._frozen import freeze
 from ._scope import Scope, _tree_lock, contains, level_index
 from ._subscribe import subscribe_node
@@ -19,23 +19,6 @@ from .exceptions import ScopeError
 __all__ = ["Computed", "computed"]
 
 T = TypeVar("T")
-
-
-class _ComputedNode(ComputedNode):
-    __slots__ = ("definition",)
-
-    def __init__(self, definition: Computed[Any], scope: Scope) -> None:
-        # ComputedNode.__init__'s fields set here: one Python call less per
-        # node (creation is a measured hot path).
-        self.flags = NEW_COMPUTED_FLAGS
-        self.name = definition.name
-        self.owner = scope
-        self.deps = self.deps_tail = self.subs = self.subs_tail = None
-        self.fn = definition._fn
-        self.context = scope.runner
-        self.value = UNSET
-        self.equals = definition._equals
-        self.definition = definition
 
 
 def _check_owner(dep: Node, sub: Node) -> None:
@@ -102,8 +85,8 @@ class Computed(Definition, Generic[T]):
         self._equals = equals
         self._auto = scope is None
 
-    def _make_node(self, scope: Scope) -> _ComputedNode:
-        return _ComputedNode(self, scope)
+    def _make_node(self, scope: Scope) -> ComputedNode:
+        return ComputedNode(self._fn, self.name, scope, self._equals, scope.runner, definition=self)
 
     def _read(self, reader: Callable[[Any], Any]) -> T:
         node = self._node()

@@ -18,11 +18,9 @@ from ._core import (
     peek_computed,
     read_computed,
     read_signal,
-    report,
     retire_node,
     schedule,
     set_context_probe,
-    set_error_hook,
     set_owner_check,
     set_value_filter,
     start_watcher,
@@ -31,10 +29,14 @@ from ._core import (
     write_changed,
     write_signal,
 )
+from ._hooks import report, set_error_hook
+from ._mode import COMPILED, COMPILED_MODULES, stale_modules
 from ._nodes import DISPOSED as DISPOSED_FLAG
 from ._nodes import NEW_COMPUTED_FLAGS, UNSET, ComputedNode, Node, SignalNode, WatcherNode
 
 __all__ = [
+    "COMPILED",
+    "COMPILED_MODULES",
     "DISPOSED_FLAG",
     "MAX_NESTING",
     "NEW_COMPUTED_FLAGS",
@@ -62,8 +64,9 @@ __all__ = [
     "set_error_hook",
     "set_owner_check",
     "set_value_filter",
-    "tls",
+    "stale_modules",
     "start_watcher",
+    "tls",
     "untracked_call",
     "write_changed",
     "write_signal",

@@ -18,16 +18,16 @@ works at the default recursion limit.
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from ..exceptions import CycleError, StatekitError
 from ._graph import detach, end_tracking, link, propagate, shallow_propagate
+from ._hooks import report
+from ._local import ThreadLocal
 from ._nodes import (
     DIRTY,
     DISPOSED,
@@ -50,62 +50,21 @@ from ._nodes import (
 # default recursion limit of 1000 from ordinary call sites; if a deep call site
 # or frame-hungry computeds hit RecursionError first, the engine unwinds the
 # same way instead of caching the error.
-MAX_NESTING = 150
-MAX_RERUNS = 100  # an effect re-triggered by its own run more often than this is a cycle
+MAX_NESTING: Final = 150
+MAX_RERUNS: Final = 100  # an effect re-triggered by its own run more often than this is a cycle
 
 # Flag masks of the hot paths, computed once.
-_NOT_DIRTY_OR_PENDING = ~(DIRTY | PENDING)
-_NOT_RUNNING = ~RUNNING
-_NOT_RUNNING_OR_ERROR = ~(RUNNING | HAS_ERROR)
-_NOT_QUEUED = ~QUEUED
-_NOT_PENDING = ~PENDING
-_SKIP_RUN = DISPOSED | RUNNING
-_DIRTY_OR_RUNNING = DIRTY | RUNNING
-_NOT_RUNNING_OR_PENDING = ~(RUNNING | PENDING)
+_NOT_DIRTY_OR_PENDING: Final = ~(DIRTY | PENDING)
+_NOT_RUNNING: Final = ~RUNNING
+_NOT_RUNNING_OR_ERROR: Final = ~(RUNNING | HAS_ERROR)
+_NOT_QUEUED: Final = ~QUEUED
+_NOT_PENDING: Final = ~PENDING
+_SKIP_RUN: Final = DISPOSED | RUNNING
+_DIRTY_OR_RUNNING: Final = DIRTY | RUNNING
+_NOT_RUNNING_OR_PENDING: Final = ~(RUNNING | PENDING)
+_NO_LINK: Link | None = None  # not a literal None: mypy would narrow ``deps_tail`` to None
 
-lock = threading.RLock()
-_logger = logging.getLogger("statekit")
-
-ErrorHook = Callable[[BaseException, str], None]
-
-
-def _log_error(exc: BaseException, where: str) -> None:
-    _logger.error("statekit: %s raised", where, exc_info=(type(exc), exc, exc.__traceback__))
-
-
-_error_hook: ErrorHook = _log_error
-
-
-def set_error_hook(hook: ErrorHook | None) -> ErrorHook:
-    """Install ``hook(exc, where)`` for errors in effects and listeners; return the old one.
-
-    The default hook logs to the ``statekit`` logger. ``None`` restores it.
-    An error in one effect or listener never stops the others nor undoes the
-    write that triggered it.
-
-    Example:
-        >>> import statekit as sk
-        >>> errors = []
-        >>> old = sk.set_error_hook(lambda exc, where: errors.append((where, repr(exc))))
-        >>> n = sk.atom(0, name="n")
-        >>> off = n.subscribe(lambda v: 1 / v)
-        >>> n.value = 0 or 2; n.value = 0
-        >>> errors
-        [("effect 'listener of n'", "ZeroDivisionError('division by zero')")]
-        >>> _ = sk.set_error_hook(old); off()
-    """
-    global _error_hook
-    old = _error_hook
-    _error_hook = hook if hook is not None else _log_error
-    return old
-
-
-def report(exc: BaseException, where: str) -> None:
-    """Hand an error from user code to the error hook; never raise from here."""
-    try:
-        _error_hook(exc, where)
-    except Exception:  # a broken hook must not break propagation
-        _log_error(exc, where)
+lock: Final = threading.RLock()
 
 
 class _State:
@@ -120,12 +79,7 @@ class _State:
         self.queue: deque[Node] = deque()
 
 
-class _ThreadLocal(threading.local):
-    def __init__(self) -> None:
-        self.state = _State()
-
-
-tls = _ThreadLocal()
+tls: Final[ThreadLocal[_State]] = ThreadLocal(_State)
 
 # Computed evaluation happens under ``lock``, so the computed being tracked is
 # a plain global rather than a thread-local (a thread-local lookup costs about
@@ -135,9 +89,12 @@ tls = _ThreadLocal()
 # (``_is_owned`` allocates nothing; ``get_ident() == owner`` makes an int.)
 _nesting = 0  # nested computed evaluations right now
 _active: Node | None = None  # the computed being evaluated
-_held = lock._is_owned  # type: ignore[attr-defined]
-_acquire = lock.acquire
-_release = lock.release
+# Computeds whose run is in an untracked read (``_active`` is None meanwhile),
+# innermost last: how ``_evaluating`` follows the chain of runs past them.
+_suspended: Final[list[Node]] = []
+_held: Final = lock._is_owned  # type: ignore[attr-defined]
+_acquire: Final = lock.acquire
+_release: Final = lock.release
 
 
 def tracker() -> Node | None:
@@ -182,7 +139,8 @@ def update_computed(node: ComputedNode) -> bool:
     global _active
     prev = _active
     _active = node
-    node.deps_tail = None
+    node.caller = prev
+    node.deps_tail = _NO_LINK
     node.flags = node.flags & _NOT_DIRTY_OR_PENDING | RUNNING
     try:
         if node.owner is _probe():
@@ -192,6 +150,7 @@ def update_computed(node: ComputedNode) -> bool:
             new = node.fn() if context is None else context(node.fn)
     except BaseException as exc:
         _active = prev
+        node.caller = None  # only a running node's caller is read: drop the reference
         if isinstance(exc, RecursionError) and _nesting:
             # Out of stack while nested: unwind and evaluate this node first.
             node.flags = (node.flags & ~RUNNING) | DIRTY
@@ -210,6 +169,7 @@ def update_computed(node: ComputedNode) -> bool:
         node.flags = (node.flags & ~RUNNING) | DIRTY
         raise
     _active = prev
+    node.caller = None
     if new.__class__ not in _PLAIN:
         new = _value_filter(new)
     tail = node.deps_tail
@@ -323,16 +283,22 @@ def _cycle(node: Node) -> CycleError:
 def _evaluating() -> Iterator[Node]:
     """The computeds being evaluated on this thread, innermost first.
 
-    Read off the Python stack (the ``node`` of each ``update_computed``
-    frame) so that the hot path keeps no evaluation stack of its own; only
-    a CycleError needs it.
+    Each run records the run it nests in (``caller``, ``update_computed``);
+    a run started inside an untracked read has none, and the chain goes on
+    at the computed that made that read (``_suspended``). Only a CycleError
+    needs this, so the hot path pays one attribute store per run for it, and
+    it works when the engine is compiled (no Python frames to read).
     """
-    code = update_computed.__code__
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is code:
-            yield frame.f_locals["node"]
-        frame = frame.f_back  # type: ignore[assignment]
+    walk = _active
+    outer = len(_suspended)
+    while True:
+        while walk is not None:
+            yield walk
+            walk = walk.caller  # type: ignore[attr-defined]
+        if not outer:
+            return
+        outer -= 1
+        walk = _suspended[outer]
 
 
 def _drive(action: Callable[[Any], Any], node: Any) -> Any:
@@ -469,12 +435,14 @@ def peek_computed(node: ComputedNode) -> Any:
     prev = _active
     if prev is not None and _held():
         _active = None
+        _suspended.append(prev)
         try:
             if node.flags & STALE:
                 _refresh_nested(node)
             return _result(node)
         finally:
             _active = prev
+            _suspended.pop()
     with lock:
         if node.flags & STALE:
             _drive(_refresh, node)
@@ -610,7 +578,7 @@ def definition_getters(
     return signal_value, computed_value
 
 
-_PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None)})
+_PLAIN: Final[frozenset[type]] = frozenset({int, float, str, bool, type(None)})
 _value_filter: Callable[[Any], Any] = lambda value: value  # noqa: E731
 
 
@@ -974,12 +942,14 @@ def untracked_call(fn: Callable[[], Any]) -> Any:
     local.active = None
     if mine:
         _active = None
+        _suspended.append(prev)  # type: ignore[arg-type]
     try:
         return fn()
     finally:
         local.active = prev_watcher
         if mine:
             _active = prev
+            _suspended.pop()
 
 
 def active_node() -> Node | None:

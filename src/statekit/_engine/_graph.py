@@ -7,13 +7,14 @@ any length is walked with an explicit stack, never with recursion.
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from ._nodes import DIRTY, DISPOSED, PENDING, QUEUED, RUNNING, WATCHER, Link, Node
 
 # The dependency of a dead link: see ``detach``. Never read, never written to.
-DEAD = Node(DISPOSED, "<disposed dependency>", None)
-_RUNNING_WATCHER = WATCHER | RUNNING
-_MARKED = DIRTY | PENDING
+DEAD: Final = Node(DISPOSED, "<disposed dependency>", None)
+_RUNNING_WATCHER: Final = WATCHER | RUNNING
+_MARKED: Final = DIRTY | PENDING
 
 
 def link(dep: Node, sub: Node) -> None:
@@ -183,9 +184,10 @@ def propagate(lnk: Link, queue: deque[Node]) -> None:
                 sub.flags = flags | dirty
             if flags & watcher and sub.queue is not queue:  # type: ignore[attr-defined]
                 _requeue(sub, queue)
-        lnk = lnk.next_sub  # type: ignore[assignment]
-        if lnk is None:
+        following = lnk.next_sub
+        if following is None:
             return
+        lnk = following
 
 
 def _requeue(watcher: Node, queue: deque[Node]) -> None:

@@ -10,22 +10,24 @@ alien-signals layout).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
+
+from .._mypyc import mypyc_attr
 
 # Node flags. Plain ints and bit tests keep the hot path free of enum overhead.
-COMPUTED = 1  # a derivation with a cached value
-WATCHER = 2  # an effect or listener: the end of a propagation
-DIRTY = 4  # a direct dependency changed: must re-run
-PENDING = 8  # a transitive dependency may have changed: check before re-running
-RUNNING = 16  # currently evaluating (cycle detection, effect re-entry)
-DISPOSED = 32  # removed from the graph for good
-HAS_ERROR = 64  # a computed's last run raised; ``value`` holds a Failure
-QUEUED = 128  # a watcher sits in an effect queue
+COMPUTED: Final = 1  # a derivation with a cached value
+WATCHER: Final = 2  # an effect or listener: the end of a propagation
+DIRTY: Final = 4  # a direct dependency changed: must re-run
+PENDING: Final = 8  # a transitive dependency may have changed: check before re-running
+RUNNING: Final = 16  # currently evaluating (cycle detection, effect re-entry)
+DISPOSED: Final = 32  # removed from the graph for good
+HAS_ERROR: Final = 64  # a computed's last run raised; ``value`` holds a Failure
+QUEUED: Final = 128  # a watcher sits in an effect queue
 
-NEW_COMPUTED_FLAGS = COMPUTED | DIRTY  # a computed that never ran
+NEW_COMPUTED_FLAGS: Final = COMPUTED | DIRTY  # a computed that never ran
 
 # Flags that send a read to the slow path: the cached value may be stale.
-STALE = DIRTY | PENDING | RUNNING
+STALE: Final = DIRTY | PENDING | RUNNING
 
 Equals = Callable[[Any, Any], bool]
 
@@ -74,6 +76,7 @@ class Link:
         self.next_sub: Link | None = None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Node:
     """Base of every graph node.
 
@@ -130,7 +133,10 @@ class SignalNode(Node):
 class ComputedNode(Node):
     """A cached derivation; ``value`` is the result, a :class:`Failure`, or ``UNSET``."""
 
-    __slots__ = ("context", "equals", "fn", "value")
+    __slots__ = ("caller", "context", "definition", "equals", "fn", "value")
+
+    # The computed whose run started this node's current run (set on each run).
+    caller: Node | None
 
     def __init__(
         self,
@@ -139,6 +145,8 @@ class ComputedNode(Node):
         owner: Any,
         equals: Equals | None,
         context: Callable[[Callable[[], Any]], Any] | None = None,
+        *,
+        definition: Any = None,
     ) -> None:
         self.flags = NEW_COMPUTED_FLAGS
         self.name = name
@@ -150,6 +158,9 @@ class ComputedNode(Node):
         self.context = context
         self.value: Any = UNSET
         self.equals = equals
+        # The definition (a Computed) whose value this is, for the scope
+        # layer's checks; None for the engine's other users (the store).
+        self.definition = definition
 
 
 class WatcherNode(Node):
