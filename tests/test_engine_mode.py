@@ -177,3 +177,38 @@ def test_a_finished_run_keeps_no_reference_to_its_caller() -> None:
     scope.dispose()
     assert _live_computed_nodes("outer-of-caller-test") == 0
     assert inner.value == 2
+
+
+def test_definitions_stand_on_the_engine_base_and_stay_weakly_referenceable() -> None:
+    # The ``.value`` getters read ``_depth`` and ``_cache`` from the engine's
+    # base class (native when compiled); the definitions themselves add
+    # ``__weakref__`` so that weak maps of atoms and computeds keep working.
+    from statekit._engine import DefinitionBase
+
+    n = sk.atom(1, name="weakly-held", scope="session")
+    double = sk.computed(lambda: n.value * 2, scope="session")
+    assert isinstance(n, DefinitionBase)
+    assert isinstance(double, DefinitionBase)
+    scope = sk.session("weakly-held")
+    with scope:
+        assert double.value == 2
+    scope.dispose()
+    died: list[str] = []
+    refs = [weakref.ref(d, lambda _, name=d.name: died.append(name)) for d in (double, n)]
+    del n, double
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    assert len(died) == 2  # both callbacks ran
+    assert "weakly-held" in died
+
+
+def test_a_definition_base_without_its_methods_says_which_class() -> None:
+    from statekit._engine import DefinitionBase
+
+    class Half(DefinitionBase):
+        __slots__ = ()
+
+    with pytest.raises(NotImplementedError, match="Half must define _lookup"):
+        Half()._lookup(None)
+    with pytest.raises(NotImplementedError, match="Half must define _misplaced"):
+        Half()._misplaced(None, None, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ._engine import Node, active_node, definition_getters
+from ._engine import DefinitionBase, Node, active_node, definition_getters
 from ._scope import LEVELS, Scope, _current, level_index, scope_error
 from .exceptions import ScopeError
 
@@ -35,7 +35,7 @@ class Misplaced(ScopeError):
 signal_value, computed_value = definition_getters(Misplaced)
 
 
-class Definition:
+class Definition(DefinitionBase):
     """Base of every definition: resolves its node in the current scope chain.
 
     The last (scope, node) pair found is cached as one tuple, so the common
@@ -44,7 +44,7 @@ class Definition:
     pair consistent when threads race on it.
     """
 
-    __slots__ = ("__weakref__", "_cache", "_depth", "name")
+    __slots__ = ("__weakref__", "name")
 
     def __init__(self, name: str | None, scope: str, kind: str) -> None:
         self.name = name if name is not None else f"{kind}#{next(_counter)}"

@@ -32,7 +32,15 @@ from ._core import (
 from ._hooks import report, set_error_hook
 from ._mode import COMPILED, COMPILED_MODULES, stale_modules
 from ._nodes import DISPOSED as DISPOSED_FLAG
-from ._nodes import NEW_COMPUTED_FLAGS, UNSET, ComputedNode, Node, SignalNode, WatcherNode
+from ._nodes import (
+    NEW_COMPUTED_FLAGS,
+    UNSET,
+    ComputedNode,
+    DefinitionBase,
+    Node,
+    SignalNode,
+    WatcherNode,
+)
 
 __all__ = [
     "COMPILED",
@@ -43,6 +51,7 @@ __all__ = [
     "UNSET",
     "Batch",
     "ComputedNode",
+    "DefinitionBase",
     "Node",
     "SignalNode",
     "WatcherNode",

@@ -38,6 +38,7 @@ from ._nodes import (
     STALE,
     WATCHER,
     ComputedNode,
+    DefinitionBase,
     Failure,
     Link,
     Node,
@@ -498,7 +499,7 @@ def definition_getters(
     read_computed)`` (the computed moves to a deeper scope and reads again).
     """
 
-    def signal_value(self: Any) -> Any:
+    def signal_value(self: DefinitionBase) -> Any:
         owner = _probe().chain[self._depth]
         cached, node = self._cache  # one tuple: the pair stays consistent across threads
         if cached is not owner:
@@ -522,7 +523,7 @@ def definition_getters(
             watcher.deps_tail = following
         return node.value
 
-    def computed_value(self: Any) -> Any:
+    def computed_value(self: DefinitionBase) -> Any:
         global _nesting
         owner = _probe().chain[self._depth]
         cached, node = self._cache  # one tuple: the pair stays consistent across threads

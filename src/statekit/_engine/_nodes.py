@@ -190,3 +190,30 @@ class WatcherNode(Node):
         self.reruns = 0
         # The effect queue (one per thread) this watcher was last put in.
         self.queue: Any = None
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class DefinitionBase:
+    """The part of a definition (an atom, a computed) that the ``.value`` getters read.
+
+    ``definition_getters`` builds the getters as engine functions; with the
+    engine compiled, reading ``_depth`` and ``_cache`` from this native base
+    is a C field load rather than a Python attribute lookup. The scope layer's
+    ``Definition`` subclasses it and fills in the two methods below.
+    """
+
+    __slots__ = ("_cache", "_depth")
+
+    # The last (scope, node) pair found, as one tuple: threads racing on it
+    # always see a consistent pair.
+    _cache: tuple[Any, Any]
+    # The index of this definition's level in a scope's ``chain``.
+    _depth: int
+
+    def _lookup(self, owner: Any) -> Any:
+        """The node of this definition in scope ``owner`` (None: no such scope is current)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _lookup")
+
+    def _misplaced(self, exc: Any, node: Any, reader: Any) -> Any:
+        """A computed read a deeper scope's value: move it there and read again."""
+        raise NotImplementedError(f"{type(self).__name__} must define _misplaced")
