@@ -58,7 +58,7 @@ from .._store import Store, _StoreState
 from ..backends import apatch
 from ..exceptions import VersionConflict
 
-__all__ = ["Copy", "Hub", "VersionMismatch", "encode"]
+__all__ = ["Copy", "Hub", "VersionMismatch", "chunk", "encode"]
 
 Ops = Sequence[Any]
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -90,6 +90,16 @@ def encode(value: Any) -> str:
     if value.__class__ is str:
         return json.encoder.encode_basestring(value)
     return "".join(_c_encode(value, 0))
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (``Transfer-Encoding: chunked``).
+
+    Example:
+        >>> chunk(b"data: 1\\n\\n")
+        b'9\\r\\ndata: 1\\n\\n\\r\\n'
+    """
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 class VersionMismatch(Exception):
@@ -126,8 +136,9 @@ class Copy:
         self.lock = threading.Lock()
         self.subscribers: dict[int, Callable[[], None]] = {}
         self.armed: dict[int, Callable[[], None]] = {}  # one-shot: the next commit only
-        # (base, version) -> encoded "patch" event data, and the whole event as
-        # a one-store stream sends it: shared by every subscriber.
+        # (base, version) -> encoded "patch" event data, the whole event as a
+        # one-store stream sends it, and that event framed as a chunk: shared
+        # by every subscriber.
         self.cache: dict[tuple[int, int], list[Any]] = {}
 
     @property
@@ -167,7 +178,7 @@ class Copy:
                 f'{{"store":{self.name_json},"base":{base},'
                 f'"version":{version},"ops":{encode(ops)}}}'
             )
-            entry = [data, None]
+            entry = [data, None, None]
             if len(self.cache) >= _CACHE:
                 self.cache.pop(next(iter(self.cache)))
             self.cache[key] = entry
@@ -178,11 +189,13 @@ class Copy:
         data: str = self._cached(base, version, ops)[0]
         return data
 
-    def patch_event(self, base: int, version: int, ops: Ops) -> bytes:
+    def patch_event(self, base: int, version: int, ops: Ops, *, chunked: bool = False) -> bytes:
         """The whole ``patch`` event of a stream of this store alone, encoded once.
 
         Its id is ``name=version``, the same for every such stream, so the
         bytes are shared too (a stream of several stores builds its own id).
+        ``chunked``: framed as one HTTP/1.1 chunk, as the streams that write
+        to their transport themselves send it (framed once for all of them).
         """
         entry = self._cached(base, version, ops)
         event: bytes | None = entry[1]
@@ -190,7 +203,12 @@ class Copy:
             event = entry[1] = (
                 f"event: patch\nid: {self.store.name}={version}\ndata: {entry[0]}\n\n".encode()
             )
-        return event
+        if not chunked:
+            return event
+        framed: bytes | None = entry[2]
+        if framed is None:
+            framed = entry[2] = chunk(event)
+        return framed
 
 
 class Hub:
