@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pydantic
+from hypothesis import strategies as st
 from starlette.requests import Request
 
 import statekit as sk
@@ -57,6 +58,18 @@ async def add(title: str, done: bool = False) -> int:
     await asyncio.sleep(0)
     todos.add("todo/-", {"title": title, "done": done})
     return len(todos.get("todo"))
+
+
+# Any JSON value (no NaN or infinities), small: for the encoding and body properties.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 def identify(request: Request) -> str | None:

@@ -67,6 +67,19 @@ _JSON = "application/json"
 _JSON_PATCH = "application/json-patch+json"
 _WRITES = frozenset({"PATCH", "POST", "PUT", "DELETE"})
 _TAB_KEY = TAB_HEADER.lower().encode()
+# The headers the PATCH fast path reads: only these are decoded.
+_PATCH_HEADERS = frozenset(
+    {
+        b"content-length",
+        b"content-type",
+        b"host",
+        b"if-match",
+        b"origin",
+        b"sec-fetch-site",
+        b"x-statekit",
+        _TAB_KEY,
+    }
+)
 _COOKIE_CACHE = 10_000  # Cookie headers whose parse is remembered
 _NO_COOKIE: Any = object()
 
@@ -461,37 +474,39 @@ class SyncServer:
         Headers are read as Starlette reads them: the first of a name wins,
         and every ``Cookie`` header counts.
         """
-        headers: dict[bytes, bytes] = {}
+        # Each header read is decoded once, here, as Starlette's Headers
+        # decodes it (latin-1); the others (user agent, accept...) never are.
+        headers: dict[bytes, str] = {}
         cookies: list[bytes] = []
         for key, value in scope["headers"]:
             if key == b"cookie":
                 cookies.append(value)
-            elif key not in headers:
-                headers[key] = value
+            elif key in _PATCH_HEADERS and key not in headers:
+                headers[key] = value.decode("latin-1")
         sid = self._fast_sid(cookies)
         if self.limits.rate is not None:
             client = scope.get("client")
             self.rate.check(f"s:{sid}" if sid else f"ip:{client[0] if client else '?'}")
         self._check_origin(
-            _text(headers.get(b"sec-fetch-site")),
-            _text(headers.get(b"origin")),
+            headers.get(b"sec-fetch-site"),
+            headers.get(b"origin"),
             scope.get("scheme", "http"),
-            _text(headers.get(b"host")) or "",
-            _text(headers.get(b"x-statekit")),
+            headers.get(b"host", ""),
+            headers.get(b"x-statekit"),
         )
         if sid is None:
             raise _no_session()
         tab = None
         if self.session_per_tab:
-            token = _text(headers.get(_TAB_KEY))
+            token = headers.get(_TAB_KEY)
             tab = self._tab_of(sid, token or Request(scope, receive).query_params.get("tab"))
         user = None if self.identify is None else await self._user_of(Request(scope, receive))
-        _check_content_type(_text(headers.get(b"content-type")) or "", _JSON_PATCH)
-        ops = self._parse_body(
-            await _read_body(receive, _text(headers.get(b"content-length")) or "", self.limits.body)
-        )
-        self._check_ops(store, ops)
-        expected = _if_match(_text(headers.get(b"if-match")))
+        _check_content_type(headers.get(b"content-type", ""), _JSON_PATCH)
+        data = await _read_body(receive, headers.get(b"content-length", ""), self.limits.body)
+        brackets = _brackets(data)
+        ops = self._parse_body(data, brackets)
+        self._check_ops(store, ops, brackets)
+        expected = _if_match(headers.get(b"if-match"))
         version = await self._commit(store, Identity(sid, user, tab), ops, expected)
         body = b'{"version":%d}' % version
         await send(
@@ -654,7 +669,8 @@ class SyncServer:
         )
         return self._parse_body(data)
 
-    def _parse_body(self, data: bytes) -> Any:
+    def _parse_body(self, data: bytes, brackets: int | None = None) -> Any:
+        """``data`` as JSON within the depth limit; ``brackets``: :func:`_brackets` of it."""
         try:
             value = _loads(data)
         except RecursionError:
@@ -665,11 +681,19 @@ class SyncServer:
             else:
                 reason = "not valid JSON text"
             raise ApiError(400, "malformed_json", f"the body is not JSON: {reason}") from None
-        check_depth(self.limits.depth, depth_of(value), "the body")
+        limit = self.limits.depth
+        if limit is not None and (brackets is None or brackets > limit):
+            # (With no more brackets than the limit, the body cannot nest deeper.)
+            check_depth(limit, depth_of(value), "the body")
         return value
 
-    def _check_ops(self, store: Store, ops: Any) -> None:
-        """Shape, count, writability and depth of a patch, before anything is applied."""
+    def _check_ops(self, store: Store, ops: Any, brackets: int | None = None) -> None:
+        """Shape, count, writability and depth of a patch, before anything is applied.
+
+        ``brackets``: :func:`_brackets` of the body, when known: an op's value
+        is not walked for its depth when the body has too few brackets for
+        the value to reach the limit at its path.
+        """
         if not isinstance(ops, list):
             raise ApiError(
                 422,
@@ -706,10 +730,17 @@ class SyncServer:
                         f"write {_paths.format(parts)!r} (writable: "
                         f"{', '.join(store.writable) or 'nothing'})",
                     )
-                if member == "path" and "value" in op:
+                if member == "path" and "value" in op and limit_depth is not None:
                     value = op["value"]
-                    depth = len(parts) + (depth_of(value) if isinstance(value, (dict, list)) else 0)
-                    if limit_depth is not None and depth > limit_depth:
+                    depth = len(parts)
+                    # The value's containers are among the body's brackets,
+                    # less the patch's array and this op's object: walked
+                    # only when there are enough of them to pass the limit.
+                    if isinstance(value, (dict, list)) and (
+                        brackets is None or depth + brackets - 2 > limit_depth
+                    ):
+                        depth += depth_of(value)
+                    if depth > limit_depth:
                         # The message (and its formatted pointer) only for a refusal.
                         check_depth(
                             limit_depth,
@@ -767,14 +798,48 @@ def _no_session() -> ApiError:
     )
 
 
+# The decoder's C scanner, what decode() calls after its whitespace match
+# (typeshed does not list the attribute).
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+
+
 def _loads(data: bytes) -> Any:
-    """``json.loads(data, parse_constant=_refuse_constant)`` with the decoder made once."""
+    """``json.loads(data, parse_constant=_refuse_constant)`` with the decoder made once.
+
+    Example:
+        >>> _loads(b'[{"op": "remove", "path": "/a"}]'), _loads('"\u00e9"'.encode("utf-16"))
+        ([{'op': 'remove', 'path': '/a'}], 'é')
+    """
+    if data.isascii() and b"\x00" not in data:
+        # ASCII without NULs is UTF-8 to detect_encoding (a NUL could mean
+        # UTF-16/32; in UTF-8 JSON it is an error either way), and a body
+        # that starts with its value and ends with it (what clients send) is
+        # one scanner call: decode() adds two whitespace matches and the
+        # error handling. Anything else, errors included, goes the whole
+        # way, for decode()'s own checks and messages.
+        text = data.decode("ascii")
+        try:
+            value, end = _scan(text, 0)
+        except (StopIteration, ValueError):
+            return _decoder.decode(text)
+        if end == len(text):
+            return value
+        return _decoder.decode(text)
     return _decoder.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
 
 
-def _text(value: bytes | None) -> str | None:
-    """A raw header value as Starlette's ``Headers`` gives it."""
-    return None if value is None else value.decode("latin-1")
+def _brackets(data: bytes) -> int:
+    """How many ``[`` and ``{`` bytes ``data`` has: a bound on its JSON's nesting depth.
+
+    Every array or object of the body opens with one of them, in every
+    encoding JSON may come in (UTF-16 and UTF-32 keep the ASCII byte); ones
+    inside strings only make the bound looser.
+
+    Example:
+        >>> _brackets(b'[{"op": "add", "path": "/a", "value": "[x]"}]')
+        3
+    """
+    return data.count(b"[") + data.count(b"{")
 
 
 async def _read_body(receive: Receive, length: str, limit: int | None) -> bytes:
