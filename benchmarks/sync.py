@@ -8,7 +8,10 @@ The servers run under uvicorn in subprocesses on 127.0.0.1, one worker each,
 uvicorn's default loop and HTTP parser (uvloop and httptools when installed,
 as they are with the ``server`` extra; the report names the pair); the load comes from another process: a
 plain asyncio HTTP/1.1 client on raw streams (keep-alive, chunked SSE
-parsing), so that the load generator's own cost per request stays small.
+parsing), so that the load generator's own cost per request stays small. The
+client runs on uvloop when it is installed (the report says which loop): on
+asyncio's own loop it needs about as much CPU as the server it measures, and on a
+small host it would then be what limits the rates.
 
 Scenarios (offered rates are targets for the whole run; each writer paces
 itself and has one request in flight per connection, so the achieved rate
@@ -593,6 +596,23 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def client_loop() -> str:
+    """The event loop the load process runs on: uvloop when installed, else asyncio's."""
+    import importlib.util
+
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
+def run_load(spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`load` on :func:`client_loop`'s loop."""
+    if client_loop() == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(load(spec))
+    return asyncio.run(load(spec))
+
+
 def uvicorn_pair() -> str:
     """The loop and HTTP parser uvicorn's "auto" settings pick in this environment."""
     import importlib.util
@@ -613,6 +633,7 @@ def report(spec: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     )
     print(f"load average after: {load_avg[0]:.1f} (1 min), {load_avg[1]:.1f} (5 min)")
     print(f"uvicorn loop / HTTP parser (the servers' defaults here): {uvicorn_pair()}")
+    print(f"load client loop: {spec.get('client_loop', client_loop())}")
     header = (
         f"{'scenario':<13}{'server':<18}{'patches/s':>10}{'deliv/s':>10}{'events':>8}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'wr p50':>8}{'wr p99':>8}{'srv µs/p':>9}{'(sys)':>6}"
@@ -697,7 +718,7 @@ def main() -> None:
         serve(args.serve[0], int(args.serve[1]), backend, args.profile, args.event_interval)
         return
     if args.load:
-        print(json.dumps(asyncio.run(load(json.loads(args.load)))))
+        print(json.dumps(run_load(json.loads(args.load))))
         return
     if args.quick:
         args.seconds, args.warmup, args.rounds = 1.0, 0.5, 1
@@ -728,6 +749,7 @@ def main() -> None:
             "seconds": args.seconds,
             "warmup": args.warmup,
             "rounds": args.rounds,
+            "client_loop": client_loop(),
         }
         loader = subprocess.run(
             [sys.executable, __file__, "--load", json.dumps(spec)],
