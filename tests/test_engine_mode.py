@@ -186,7 +186,7 @@ def test_definitions_stand_on_the_engine_base_and_stay_weakly_referenceable() ->
     from statekit._engine import DefinitionBase
 
     n = sk.atom(1, name="weakly-held", scope="session")
-    double = sk.computed(lambda: n.value * 2, scope="session")
+    double = sk.computed(lambda n=n: n.value * 2, scope="session")  # n is deleted below
     assert isinstance(n, DefinitionBase)
     assert isinstance(double, DefinitionBase)
     scope = sk.session("weakly-held")
