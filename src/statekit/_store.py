@@ -444,7 +444,7 @@ class Store(Definition):
                 frozen = _patch.freeze_json(value, parts)
             except PatchError as exc:
                 raise self._named(exc) from None
-        if not parts or self._schema is not None or _engine_core._active is not None:
+        if not parts or self._schema is not None or _engine_core._ev.active is not None:
             self._commit(_patch.replace_lazy, parts, frozen)
             return
         # The common write, inlined (the scope lookup of _node included):
@@ -724,7 +724,7 @@ class Store(Definition):
         owner = current.chain[self._depth]
         cache = self._cache
         state: _StoreState = cache[1] if cache[0] is owner else self._lookup(owner)
-        if _engine_core._active is not None and _engine_core._held():
+        if _engine_core._ev.active is not None and _engine_core._held():
             # A computed is evaluating on this thread. Refused before taking
             # the lock: a computed evaluates under the engine lock, and
             # waiting for the store's lock there could deadlock.

@@ -82,15 +82,46 @@ class _State:
 
 tls: Final[ThreadLocal[_State]] = ThreadLocal(_State)
 
+
+def _no_probe() -> Any:
+    return None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+OwnerCheck = Callable[[Node, Node], None]
+
+
+class _Evaluation:
+    """The computed being evaluated, the nesting depth, and the scope layer's hooks.
+
+    One object with fixed fields rather than module globals: compiled, a
+    module global costs a dict lookup to read and a dict store to write, a
+    field of this object a C load or store (docs/engine.md, "Compiled mode").
+    The hooks are installed by ``set_context_probe``, ``set_value_filter``
+    and ``set_owner_check``.
+    """
+
+    __slots__ = ("active", "nesting", "owner_check", "probe", "value_filter")
+
+    def __init__(self) -> None:
+        self.active: Node | None = None  # the computed being evaluated
+        self.nesting = 0  # nested computed evaluations right now
+        self.probe: Callable[[], Any] = _no_probe
+        self.value_filter: Callable[[Any], Any] = _same
+        self.owner_check: OwnerCheck | None = None
+
+
 # Computed evaluation happens under ``lock``, so the computed being tracked is
-# a plain global rather than a thread-local (a thread-local lookup costs about
+# shared state rather than a thread-local (a thread-local lookup costs about
 # three times more on the hottest path). Only the thread holding the lock
-# evaluates, so "``_active`` is set and I hold the lock" means "I am
-# evaluating ``_active``": a reader in another thread takes the slow path.
+# evaluates, so "``_ev.active`` is set and I hold the lock" means "I am
+# evaluating ``_ev.active``": a reader in another thread takes the slow path.
 # (``_is_owned`` allocates nothing; ``get_ident() == owner`` makes an int.)
-_nesting = 0  # nested computed evaluations right now
-_active: Node | None = None  # the computed being evaluated
-# Computeds whose run is in an untracked read (``_active`` is None meanwhile),
+_ev: Final = _Evaluation()
+# Computeds whose run is in an untracked read (``_ev.active`` is None meanwhile),
 # innermost last: how ``_evaluating`` follows the chain of runs past them.
 _suspended: Final[list[Node]] = []
 _held: Final = lock._is_owned  # type: ignore[attr-defined]
@@ -100,7 +131,7 @@ _release: Final = lock.release
 
 def tracker() -> Node | None:
     """The node recording dependencies on this thread: a computed or a watcher."""
-    active = _active
+    active = _ev.active
     if active is not None and _held():
         return active
     return tls.state.active
@@ -137,22 +168,21 @@ def update_computed(node: ComputedNode) -> bool:
     (which only trusts a node without DIRTY, PENDING or RUNNING) never sees
     a half-finished run.
     """
-    global _active
-    prev = _active
-    _active = node
+    prev = _ev.active
+    _ev.active = node
     node.caller = prev
     node.deps_tail = _NO_LINK
     node.flags = node.flags & _NOT_DIRTY_OR_PENDING | RUNNING
     try:
-        if node.owner is _probe():
+        if node.owner is _ev.probe():
             new = node.fn()
         else:
             context = node.context
             new = node.fn() if context is None else context(node.fn)
     except BaseException as exc:
-        _active = prev
+        _ev.active = prev
         node.caller = None  # only a running node's caller is read: drop the reference
-        if isinstance(exc, RecursionError) and _nesting:
+        if isinstance(exc, RecursionError) and _ev.nesting:
             # Out of stack while nested: unwind and evaluate this node first.
             node.flags = (node.flags & ~RUNNING) | DIRTY
             raise _TooDeep(node) from None
@@ -169,10 +199,10 @@ def update_computed(node: ComputedNode) -> bool:
         # _TooDeep, KeyboardInterrupt...: leave the node to be recomputed.
         node.flags = (node.flags & ~RUNNING) | DIRTY
         raise
-    _active = prev
+    _ev.active = prev
     node.caller = None
     if new.__class__ not in _PLAIN:
-        new = _value_filter(new)
+        new = _ev.value_filter(new)
     tail = node.deps_tail
     if (node.deps if tail is None else tail.next_dep) is not None:
         end_tracking(node)
@@ -258,15 +288,14 @@ def _refresh_nested(node: ComputedNode) -> None:
     Only these reads nest Python calls (a top-level pull is iterative), so the
     depth is counted here and not in every ``update_computed``.
     """
-    global _nesting
-    nesting = _nesting
+    nesting = _ev.nesting
     if nesting >= MAX_NESTING:
         raise _TooDeep(node)
-    _nesting = nesting + 1
+    _ev.nesting = nesting + 1
     try:
         _refresh(node)
     finally:
-        _nesting = nesting
+        _ev.nesting = nesting
 
 
 def _cycle(node: Node) -> CycleError:
@@ -290,7 +319,7 @@ def _evaluating() -> Iterator[Node]:
     needs this, so the hot path pays one attribute store per run for it, and
     it works when the engine is compiled (no Python frames to read).
     """
-    walk = _active
+    walk = _ev.active
     outer = len(_suspended)
     while True:
         while walk is not None:
@@ -304,7 +333,7 @@ def _evaluating() -> Iterator[Node]:
 
 def _drive(action: Callable[[Any], Any], node: Any) -> Any:
     """Run ``action(node)`` at the top level, unwinding and resuming deep chains."""
-    if _nesting:
+    if _ev.nesting:
         return action(node)  # nested: the outermost driver handles ``_TooDeep``
     while True:
         try:
@@ -359,14 +388,14 @@ def _link_new(node: Node, active: Node) -> None:
     ``node`` depends only on their scopes, which never change, so a link that
     exists has passed it already.
     """
-    if node.owner is not active.owner and _owner_check is not None:
-        _owner_check(node, active)
+    if node.owner is not active.owner and _ev.owner_check is not None:
+        _ev.owner_check(node, active)
     link(node, active)
 
 
 def read_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value, tracking it for the current run."""
-    active = _active
+    active = _ev.active
     if active is not None and _held():
         # Inside another computed's evaluation: this thread holds the lock.
         if node.flags & STALE:
@@ -418,7 +447,7 @@ def _read_computed_outside(node: ComputedNode) -> Any:
             try:  # _drive, inlined: a first read comes here
                 _refresh(node)
             except _TooDeep as too_deep:
-                if _nesting:
+                if _ev.nesting:
                     raise  # nested: the outermost driver handles it
                 _unwind(too_deep.node)
                 _drive(_refresh, node)
@@ -432,17 +461,16 @@ def _read_computed_outside(node: ComputedNode) -> Any:
 
 def peek_computed(node: ComputedNode) -> Any:
     """Read a computed's up-to-date value without tracking it."""
-    global _active
-    prev = _active
+    prev = _ev.active
     if prev is not None and _held():
-        _active = None
+        _ev.active = None
         _suspended.append(prev)
         try:
             if node.flags & STALE:
                 _refresh_nested(node)
             return _result(node)
         finally:
-            _active = prev
+            _ev.active = prev
             _suspended.pop()
     with lock:
         if node.flags & STALE:
@@ -452,7 +480,7 @@ def peek_computed(node: ComputedNode) -> Any:
 
 def read_signal(node: SignalNode) -> Any:
     """Read a signal, tracking it for the current run."""
-    active = _active
+    active = _ev.active
     if active is not None and _held():
         tail = active.deps_tail
         if tail is None or tail.dep is not node:
@@ -500,11 +528,11 @@ def definition_getters(
     """
 
     def signal_value(self: DefinitionBase) -> Any:
-        owner = _probe().chain[self._depth]
-        cached, node = self._cache  # one tuple: the pair stays consistent across threads
-        if cached is not owner:
-            node = self._lookup(owner)
-        active = _active
+        owner = _ev.probe().chain[self._depth]
+        cache = self._cache  # one tuple: the pair stays consistent across threads
+        # Typed, so that compiled code reads the node's fields as C fields.
+        node: SignalNode = cache[1] if cache[0] is owner else self._lookup(owner)
+        active = _ev.active
         if active is not None and _held():
             tail = active.deps_tail
             if tail is None or tail.dep is not node:
@@ -524,20 +552,18 @@ def definition_getters(
         return node.value
 
     def computed_value(self: DefinitionBase) -> Any:
-        global _nesting
-        owner = _probe().chain[self._depth]
-        cached, node = self._cache  # one tuple: the pair stays consistent across threads
-        if cached is not owner:
-            node = self._lookup(owner)
-        active = _active
+        owner = _ev.probe().chain[self._depth]
+        cache = self._cache  # one tuple: the pair stays consistent across threads
+        node: ComputedNode = cache[1] if cache[0] is owner else self._lookup(owner)
+        active = _ev.active
         try:
             if active is not None and _held():
                 flags = node.flags
                 if flags & STALE:  # _refresh_nested, its common case inlined
-                    nesting = _nesting
+                    nesting = _ev.nesting
                     if nesting >= MAX_NESTING:
                         raise _TooDeep(node)
-                    _nesting = nesting + 1
+                    _ev.nesting = nesting + 1
                     try:
                         if flags & _DIRTY_OR_RUNNING == DIRTY:
                             if update_computed(node):
@@ -549,7 +575,7 @@ def definition_getters(
                         else:
                             _refresh(node)
                     finally:
-                        _nesting = nesting
+                        _ev.nesting = nesting
                 tail = active.deps_tail
                 if tail is None or tail.dep is not node:
                     following = active.deps if tail is None else tail.next_dep
@@ -580,7 +606,6 @@ def definition_getters(
 
 
 _PLAIN: Final[frozenset[type]] = frozenset({int, float, str, bool, type(None)})
-_value_filter: Callable[[Any], Any] = lambda value: value  # noqa: E731
 
 
 def set_value_filter(fn: Callable[[Any], Any]) -> None:
@@ -589,15 +614,7 @@ def set_value_filter(fn: Callable[[Any], Any]) -> None:
     statekit installs its ``freeze``: a computed's cached list can't be
     changed by one reader behind the others' backs.
     """
-    global _value_filter
-    _value_filter = fn
-
-
-def _no_probe() -> Any:
-    return None
-
-
-_probe: Callable[[], Any] = _no_probe
+    _ev.value_filter = fn
 
 
 def set_context_probe(probe: Callable[[], Any]) -> None:
@@ -608,12 +625,7 @@ def set_context_probe(probe: Callable[[], Any]) -> None:
     The definition getters resolve their node through it too, so it must
     return an object with a ``chain`` (a scope) once definitions are read.
     """
-    global _probe
-    _probe = probe
-
-
-OwnerCheck = Callable[[Node, Node], None]
-_owner_check: OwnerCheck | None = None
+    _ev.probe = probe
 
 
 def set_owner_check(check: OwnerCheck | None) -> None:
@@ -622,8 +634,7 @@ def set_owner_check(check: OwnerCheck | None) -> None:
     The scope layer uses it to refuse (or relocate) an app-level computed that
     reads a session's value. It may raise; the error is the computed's result.
     """
-    global _owner_check
-    _owner_check = check
+    _ev.owner_check = check
 
 
 # --------------------------------------------------------------------------
@@ -639,7 +650,7 @@ def _side_effect(active: Node, node: SignalNode) -> StatekitError:
 
 def write_signal(node: SignalNode, value: Any) -> bool:
     """Set a signal; return whether it changed. Effects run unless batched."""
-    active = _active
+    active = _ev.active
     if active is not None and _held():
         raise _side_effect(active, node)
     state = tls.state
@@ -699,7 +710,7 @@ def schedule(watcher: WatcherNode) -> None:
 
 def modify_signal(node: SignalNode, fn: Callable[[Any], Any]) -> Any:
     """Atomically replace a signal's value by ``fn(old)``; return the new value."""
-    active = _active
+    active = _ev.active
     if active is not None and _held():
         raise _side_effect(active, node)
     state = tls.state
@@ -804,7 +815,7 @@ def _execute(watcher: WatcherNode, state: _State) -> None:
             state.active = watcher
             try:
                 context = watcher.context
-                if context is None or watcher.owner is _probe():
+                if context is None or watcher.owner is _ev.probe():
                     result = watcher.fn()
                 else:
                     result = context(watcher.fn)
@@ -911,7 +922,7 @@ def retire_node(node: Node) -> None:
                     state.queue.append(sub)
             elif sub.subs is not None:
                 propagate(sub.subs, state.queue)
-    if not state.batch and not (_active is not None and _held()):
+    if not state.batch and not (_ev.active is not None and _held()):
         flush(state)
 
 
@@ -933,23 +944,22 @@ def _noop() -> None:
 
 def untracked_call(fn: Callable[[], Any]) -> Any:
     """Call ``fn`` with no node tracking its reads."""
-    global _active
     local = tls.state
     prev_watcher = local.active
-    prev = _active
+    prev = _ev.active
     mine = prev is not None and _held()
     if prev_watcher is None and not mine:
         return fn()
     local.active = None
     if mine:
-        _active = None
+        _ev.active = None
         _suspended.append(prev)  # type: ignore[arg-type]
     try:
         return fn()
     finally:
         local.active = prev_watcher
         if mine:
-            _active = prev
+            _ev.active = prev
             _suspended.pop()
 
 
