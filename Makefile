@@ -23,7 +23,7 @@ $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-web-stamp
 	$(BIN)/statekit demo $(DEMO_ARGS)
 
-LINTED := $(wildcard src tests benchmarks examples tools)
+LINTED := $(wildcard src tests benchmarks examples tools hatch_build.py)
 
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check $(LINTED)
