@@ -2,7 +2,7 @@
 
 ``python benchmarks/store_ir.py CASE N [SRC]`` runs 200 warm-up operations and
 then ``N`` more of ``CASE`` (``session``, ``set``, ``set_listener``,
-``set_selector``, ``assign``), importing statekit from ``SRC`` if given (a
+``set_selector``, ``deep_set``, ``patch10``, ``assign``), importing statekit from ``SRC`` if given (a
 ``git archive`` of another commit, say). Under valgrind, the cost of one
 operation is ``(Ir(2N) - Ir(N)) / N``, which cancels start-up and import::
 
@@ -73,6 +73,23 @@ def main() -> None:
 
         def run(i: int) -> None:
             store.set("n", i + 1)
+
+    elif case == "deep_set":  # store.py's: a 10-level path, with a listener on it
+        doc: dict[str, Any] = {"leaf": 0}
+        for level in reversed(range(10)):
+            doc = {f"l{level}": doc, "sibling": level}
+        path = "/".join(f"l{level}" for level in range(10)) + "/leaf"
+        store = sk.Store(doc)
+        store.listen(path, listener)
+
+        def run(i: int) -> None:
+            store.set(path, i + 1)
+
+    elif case == "patch10":  # store.py's: 10 replace ops in one patch
+        store = sk.Store({f"k{i}": 0 for i in range(10)})
+
+        def run(i: int) -> None:
+            store.patch([{"op": "replace", "path": f"/k{k}", "value": i + 1} for k in range(10)])
 
     elif case == "assign":
 

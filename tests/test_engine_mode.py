@@ -8,6 +8,7 @@ silently test the same one twice.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import weakref
@@ -212,3 +213,30 @@ def test_a_definition_base_without_its_methods_says_which_class() -> None:
         Half()._lookup(None)
     with pytest.raises(NotImplementedError, match="Half must define _misplaced"):
         Half()._misplaced(None, None, None)
+
+
+def test_each_compilable_module_loaded_from_where_the_mode_says() -> None:
+    # COMPILED_MODULES is worked out before some of them are imported (the
+    # store's _store_hot imports the engine): what loaded must match it.
+    for name in _sources.COMPILABLE:
+        loaded = importlib.import_module(name)
+        assert (not str(loaded.__file__).endswith(".py")) is _engine.COMPILED_MODULES[name], name
+
+
+def test_the_store_write_path_compiles_with_the_engine() -> None:
+    # In COMPILABLE, so the mode tests above (and CI's compiled run) cover it.
+    assert "statekit._store_hot" in _sources.COMPILABLE
+    from statekit import _store_hot, _store_listen, _store_select
+
+    # The classes the hot path reads fields of, compiled along with it, and
+    # the names the store's modules re-export from it.
+    assert _store_listen.Listener is _store_hot.Listener
+    assert _store_listen.dispatch is _store_hot.dispatch
+    assert _store_select.SelectorRun is _store_hot.SelectorRun
+
+
+def test_store_docstrings_stay_in_python() -> None:
+    # mypyc drops docstrings: the public ones (with their doctests) are on
+    # the Python side of the compiled write path.
+    for method in (sk.Store.set, sk.Store.listen, sk.Store.selector):
+        assert ">>>" in (method.__doc__ or ""), method

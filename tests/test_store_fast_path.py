@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import statekit as sk
+from statekit._frozen import FrozenDict
+from statekit._store_hot import _DISPLAY_COPY_MAX
 from test_store_properties import _all_paths, _pointer
 
 SETTINGS = settings(
@@ -282,3 +284,29 @@ def test_parsed_cache_is_bounded() -> None:
     store = sk.Store({"k1": {"x": 1}})
     store.set("k1/x", 2)  # a miss after the clear: parsed again
     assert store.get("/k1/x") == 2
+
+
+@pytest.mark.parametrize("size", [2, _DISPLAY_COPY_MAX, _DISPLAY_COPY_MAX + 1, 100])
+def test_fast_set_copies_small_and_large_documents_alike(size: int) -> None:
+    # A top-level write copies the document one of two ways, chosen by its
+    # number of keys (_store_hot.store_set); both must be the same commit.
+    initial = {f"k{i}": i for i in range(size)}
+    fast, general = sk.Store(initial), sk.Store(initial)
+    ops: list[Any] = []
+    general.on_patch(lambda batch, version: ops.extend(batch))  # the general path
+    heard: list[Any] = []
+    fast.listen("k0", heard.append)
+    before = fast.snapshot()
+    for store in (fast, general):
+        store.set("k0", "new")
+        store.set(f"k{size - 1}", [1, 2])
+    after = fast.snapshot()
+    assert type(after) is FrozenDict
+    assert after == general.snapshot() == {**initial, "k0": "new", f"k{size - 1}": [1, 2]}
+    assert list(after) == list(initial)  # key order kept
+    assert before == initial  # the old document is untouched
+    assert heard == ["new"]
+    assert fast.version == general.version == 2
+    assert ops[0] == {"op": "replace", "path": "/k0", "value": "new"}
+    assert fast.undo() and fast.undo()
+    assert fast.snapshot() == initial

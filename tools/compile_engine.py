@@ -1,11 +1,12 @@
 """Compile the reactive engine with mypyc, in place: ``make compile``.
 
-The engine (``statekit/_engine/_nodes.py``, ``_graph.py``, ``_core.py``) is
-ordinary Python and always works as such. Compiled, the same sources become
-extension modules next to the ``.py`` files, and Python imports those
-instead (an extension module wins over a ``.py`` of the same name). mypyc
-comes with mypy (the ``dev`` extra); a C compiler and the Python headers are
-needed. ``make pure`` (``--clean``) removes what this builds.
+The engine (``statekit/_engine/_nodes.py``, ``_graph.py``, ``_core.py``) and
+the store's write path (``statekit/_store_hot.py``), listed in
+``_engine/_sources.py``, are ordinary Python and always work as such.
+Compiled, the same sources become extension modules next to the ``.py``
+files, and Python imports those instead (an extension module wins over a
+``.py`` of the same name). mypyc comes with mypy (the ``dev`` extra); a C
+compiler and the Python headers are needed. ``make pure`` (``--clean``) removes what this builds.
 
 Why an explicit step and not a build hook: installing statekit must never
 need a compiler or mypy, and which mode a checkout runs in should be a

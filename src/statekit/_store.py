@@ -14,23 +14,22 @@ new version: the stream the sync server and the backends are built on.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import _engine, _patch, _paths
 from ._computed import Computed
 from ._definition import Definition
-from ._engine import ComputedNode, Node, SignalNode, WatcherNode
+from ._engine import ComputedNode
 from ._engine import _core as _engine_core
-from ._engine import _graph as _engine_graph
 from ._frozen import FrozenDict, FrozenList, thaw
 from ._paths import PARSED as _PARSED
 from ._scope import Scope, _current
-from ._store_listen import _SCALARS, Listener, add_listener, dispatch, notify, same_value, value_at
-from ._store_listen import MISSING as _MISSING
+from ._store_hot import MISSING as _MISSING
+from ._store_hot import CopyState, dispatch, identical
+from ._store_hot import store_set as _store_set
+from ._store_listen import add_listener, notify
 from ._store_select import listen_selector
 from .exceptions import (
     InvalidDefinition,
@@ -76,15 +75,6 @@ _Change = tuple[Any, list[dict[str, Any]] | None, Any]
 
 _BATCH = _engine.Batch()
 _ident = threading.get_ident
-_engine_lock = _engine_core.lock
-_engine_tls = _engine_core.tls
-_propagate = _engine_graph.propagate
-_replace_lazy = _patch.replace_lazy
-_dict_new = dict.__new__
-_dict_update = dict.update
-_dict_setitem = dict.__setitem__
-_dict_get = dict.get
-_SCALAR = frozenset({str, int, float, bool})  # _patch._SCALAR: compared by value
 
 # Views (one tracked node per path read in a tracked context) that nobody
 # watches any more are pruned when the dict reaches this size, and then at
@@ -102,80 +92,15 @@ _MAX_RETRIES = 1000
 _Commit = tuple[Any, ...]
 
 
-class _StoreState(Node):
-    """One scope's copy of a store."""
+class _StoreState(CopyState):
+    """One scope's copy of a store: its fields are ``_store_hot.CopyState``'s.
 
-    __slots__ = (
-        "__weakref__",
-        "claim",
-        "delivering",
-        "dispatch_fn",
-        "dispatcher",
-        "head",
-        "link",
-        "listeners",
-        "lock",
-        "notify",
-        "outbox",
-        "patch_listeners",
-        "prune_at",
-        "redo",
-        "root",
-        "tx_depth",
-        "tx_doc",
-        "tx_inverse",
-        "tx_ops",
-        "tx_thread",
-        "undo",
-        "version",
-        "views",
-    )
+    A subclass only to declare ``__weakref__`` (the sync server keeps copies
+    in a weak map), which a class compiled with mypyc cannot offer; being
+    interpreted, it may (docs/engine.md, "Compiled mode").
+    """
 
-    def __init__(self, store: Store, scope: Scope) -> None:
-        super().__init__(0, store.name, scope)
-        self.root = SignalNode(store._initial, f"{store.name}:/", scope, _identical)
-        self.version = 0
-        self.views: dict[tuple[str, ...], ComputedNode] = {}
-        self.prune_at = _MIN_PRUNE
-        self.patch_listeners: list[PatchListener] = []
-        # Commits waiting for their patch listeners, delivered in version order
-        # by one thread at a time, outside the lock.
-        self.outbox: deque[tuple[list[dict[str, Any]], int]] = deque()
-        self.delivering = False
-        self.undo: deque[_Commit] = deque(maxlen=store._history)
-        self.redo: list[_Commit] = []
-        self.lock = threading.RLock()
-        # The open transaction (held by one thread, under ``lock``): its
-        # working document, its ops and the undo ops of each change.
-        self.tx_depth = 0
-        self.tx_thread = 0
-        self.tx_doc: Any = None
-        self.tx_ops: list[dict[str, Any]] = []
-        self.tx_inverse: list[list[dict[str, Any]]] = []
-        # The backend this copy commits through (statekit.backends), or None.
-        self.link: StoreLink | None = None
-        # Listeners (see _store_listen): the committed document with its
-        # version, the listeners, and the loop that calls them.
-        self.head: tuple[Any, int] = (store._initial, 0)
-        self.listeners: tuple[Listener, ...] = ()
-        self.notify = False
-        self.dispatcher: WatcherNode | None = None
-        self.claim: list[bool] | None = None  # _store_listen.dispatch's token
-        self.dispatch_fn = partial(dispatch, self)
-
-    def current(self) -> Any:
-        """The document as this thread sees it: its own open transaction's, or the committed one."""
-        if self.tx_depth and self.tx_thread == _ident():
-            return self.tx_doc
-        return self.root.value
-
-
-def _identical(old: Any, new: Any) -> bool:
-    # Copy-on-write documents: an unchanged subtree is the same object.
-    return old is new
-
-
-_PLAIN = frozenset({int, str, bool, type(None)})
+    __slots__ = ("__weakref__",)
 
 
 class Store(Definition):
@@ -244,7 +169,7 @@ class Store(Definition):
     # ------------------------------------------------------------ plumbing
 
     def _make_node(self, scope: Scope) -> _StoreState:
-        state = _StoreState(self, scope)
+        state = _StoreState(self, scope, _MIN_PRUNE)
         binder: Binder | None = scope.chain[0].backend if scope.chain[0] is not None else None
         if binder is not None:
             # The copy starts from the backend's document and version.
@@ -340,7 +265,7 @@ class Store(Definition):
             except PathError:
                 return _MISSING
 
-        node = ComputedNode(select, f"{self.name}:{_paths.format(parts)}", state.owner, _identical)
+        node = ComputedNode(select, f"{self.name}:{_paths.format(parts)}", state.owner, identical)
         views[parts] = node
         return node
 
@@ -430,150 +355,8 @@ class Store(Definition):
             ...
             statekit.exceptions.PathError: path '/user/nmae': part 'nmae': no key...store 's'
         """
-        # _parse's cached string case, inlined (no Python call per write).
-        try:
-            parts = _PARSED[path] if path.__class__ is str else self._parse(path)
-        except KeyError:  # not parsed yet
-            parts = self._parse(path)
-        # A string, int, bool or None is its own frozen form: no call (a
-        # float still goes through the check, which refuses NaN and inf).
-        if value.__class__ in _PLAIN:
-            frozen = value
-        else:
-            try:
-                frozen = _patch.freeze_json(value, parts)
-            except PatchError as exc:
-                raise self._named(exc) from None
-        if not parts or self._schema is not None or _engine_core._ev.active is not None:
-            self._commit(_patch.replace_lazy, parts, frozen)
-            return
-        # The common write, inlined (the scope lookup of _node included):
-        # _commit(replace_lazy, ...) made without its generality when no
-        # transaction, backend or patch listener needs the ops as dicts (or a
-        # retry loop). The document is copied along ``parts`` only, the undo
-        # record stays lazy (``(parts, value, old)``, expanded by undo), and
-        # there is no engine batch: nothing between taking the lock and
-        # releasing it runs user code, and the flush and listeners run after
-        # the release, in _commit's order.
-        current = _current.get()
-        owner = current.chain[self._depth]
-        cache = self._cache
-        state: _StoreState = cache[1] if cache[0] is owner else self._lookup(owner)
-        local = _engine_tls.state
-        lock = state.lock
-        # acquire/release rather than ``with``: no bound __enter__/__exit__
-        # made per write (about a twentieth of this method's cost).
-        lock.acquire()
-        try:
-            if state.tx_depth or state.patch_listeners or state.link is not None:
-                general = True
-            else:
-                general = False
-                root = state.root
-                base = root.value
-                if len(parts) == 1 and base.__class__ is FrozenDict:
-                    # A top-level key (replace_lazy's own fast case).
-                    key = parts[0]
-                    old = _dict_get(base, key, _MISSING)
-                    if old is _MISSING:
-                        raise self._named(_patch.missing_key(parts)) from None
-                    if old is frozen or (
-                        old.__class__ is frozen.__class__
-                        and frozen.__class__ in _SCALAR
-                        and old == frozen
-                    ):
-                        return  # nothing changed: no version, no notification
-                    # One C-level copy with the key replaced (keys are str):
-                    # cheaper than dict.__new__ + update + __setitem__.
-                    doc = FrozenDict(base, **{key: frozen})
-                    state.undo.append((parts, frozen, old))
-                else:
-                    try:
-                        doc, _, record = _replace_lazy(base, parts, frozen)
-                    except (PathError, PatchError) as exc:
-                        raise self._named(exc) from None
-                    if doc is base:
-                        return
-                    state.undo.append(record)  # type: ignore[arg-type]  # not None: changed
-                if state.redo:
-                    state.redo.clear()
-                version = state.version + 1
-                state.version = version
-                state.head = (doc, version)
-                # _engine.write_changed, inlined, and lock-free while no node
-                # depends on the root: the engine links a reader to a signal
-                # before it reads the value (read_signal), so a reader that
-                # links after the test below reads ``doc`` (the GIL orders the
-                # two threads' steps); one linked before it is propagated to.
-                root.value = doc
-                root.version += 1
-                if root.subs is not None:
-                    with _engine_lock:
-                        if root.subs is not None:
-                            _propagate(root.subs, local.queue)
-                if state.listeners:
-                    state.notify = True
-        finally:
-            lock.release()
-        if general:
-            self._commit(_patch.replace_lazy, parts, frozen)
-            return
-        if local.queue and not local.batch:
-            _engine.flush(local)
-        if not state.notify:
-            if state.outbox:
-                self._deliver(state)
-            return
-        if local.batch or local.flushing or current is not owner or state.outbox:
-            self._listeners_after(state, local, current)
-            return
-        # One pass of _store_listen.dispatch, inlined (its common case: one
-        # frame less per write); if a listener (or another thread) commits
-        # meanwhile, dispatch runs the further passes.
-        claim = state.claim
-        try:
-            token = claim.pop()  # type: ignore[union-attr]
-        except IndexError:
-            return  # another thread, or a listener's own write, is delivering
-        tracking = local.active
-        local.active = None  # listeners run untracked
-        try:
-            state.notify = False
-            if not owner.disposed:
-                doc, version = state.head
-                for listener in state.listeners:
-                    if listener.version >= version:
-                        continue
-                    at = listener.key
-                    if at is not None:
-                        value = _dict_get(doc, at, _MISSING)
-                    elif listener.select is not None:
-                        listener.select.run(listener, doc)
-                        continue
-                    else:
-                        value = value_at(doc, listener.parts)
-                    last = listener.last
-                    if value is last:
-                        continue
-                    kind = value.__class__
-                    if kind in _SCALARS:
-                        if last.__class__ is kind and last == value:
-                            continue
-                    elif same_value(last, value):
-                        continue
-                    listener.last = value
-                    callback = listener.callback
-                    if callback is None:
-                        continue
-                    try:
-                        callback(None if value is _MISSING else value)
-                    except Exception as exc:
-                        _engine.report(exc, listener.where)
-        finally:
-            claim.append(token)  # type: ignore[union-attr]
-            local.active = tracking
-        if state.notify:
-            dispatch(state, local)
+        # Compiled with the engine (``make compile``): see _store_hot.
+        _store_set(self, path, value)
 
     def add(self, path: str | Sequence[str], value: Any) -> None:
         """RFC 6902 ``add``: insert into an array (``-`` appends) or set an object key.
@@ -784,7 +567,7 @@ class Store(Definition):
         if state.notify or state.outbox:
             self._listeners_after(state, local, current)
 
-    def _listeners_after(self, state: _StoreState, local: Any, current: Scope) -> None:
+    def _listeners_after(self, state: CopyState, local: Any, current: Scope) -> None:
         """Listeners, then patch listeners, after a commit (lock released, batch ended).
 
         ``local`` is this thread's engine state and ``current`` its scope.
@@ -859,7 +642,7 @@ class Store(Definition):
         if state.patch_listeners:
             state.outbox.append((FrozenList(ops), state.version))  # type: ignore[arg-type]
 
-    def _deliver(self, state: _StoreState) -> None:
+    def _deliver(self, state: CopyState) -> None:
         """Hand queued commits to patch listeners, in order, outside the lock."""
         if state.lock._is_owned():  # type: ignore[attr-defined]
             return  # nested in a lock holder, which delivers after releasing it

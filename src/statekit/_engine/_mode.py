@@ -1,7 +1,8 @@
 """Whether the engine runs compiled (``make compile``) or as pure Python.
 
-Never compiled itself. The compiled modules are extension modules that
-shadow the ``.py`` files of the same name (docs/engine.md, "Compiled mode").
+Never compiled itself. The compiled modules (``_sources.COMPILABLE``) are
+extension modules that shadow the ``.py`` files of the same name
+(docs/engine.md, "Compiled mode").
 
 Example:
     >>> from statekit import _engine
@@ -13,15 +14,25 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
-from . import _core, _graph, _nodes, _sources
+from . import _sources
 
-# The modules ``tools/compile_engine.py`` compiles, by whether they loaded as
+
+def _is_compiled(module: str) -> bool:
+    # Where the import system finds (or found) ``module``: a ``.so`` file or
+    # its ``.py`` source. Found, not imported: a compilable module outside the
+    # engine (the store's ``_store_hot``) imports the engine, which is still
+    # being imported when this runs; the finder's answer is the file that
+    # import will load (extension modules come first in the search).
+    spec = importlib.util.find_spec(module)
+    return spec is not None and not str(spec.origin).endswith(".py")
+
+
+# The modules ``tools/compile_engine.py`` compiles, by whether they load as
 # extension modules (a ``.so`` file) or from their ``.py`` source.
-COMPILED_MODULES: dict[str, bool] = {
-    module.__name__: not str(module.__file__).endswith(".py") for module in (_nodes, _graph, _core)
-}
+COMPILED_MODULES: dict[str, bool] = {module: _is_compiled(module) for module in _sources.COMPILABLE}
 COMPILED = all(COMPILED_MODULES.values())
 
 

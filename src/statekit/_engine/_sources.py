@@ -1,4 +1,4 @@
-"""Which engine modules compile, and the fingerprint of the sources they came from.
+"""Which modules compile, and the fingerprint of the sources they came from.
 
 Never compiled itself, and standard library only: ``tools/compile_engine.py``
 loads this file by its path (before any of statekit imports), and
@@ -7,8 +7,10 @@ never disagree on what "compiled" covers.
 
 Example:
     >>> from statekit._engine import _sources
-    >>> _sources.COMPILABLE
+    >>> _sources.COMPILABLE[:3]
     ('statekit._engine._nodes', 'statekit._engine._graph', 'statekit._engine._core')
+    >>> _sources.COMPILABLE[3:]
+    ('statekit._store_hot',)
     >>> _sources.source_path("statekit._engine._core").name
     '_core.py'
     >>> sorted(_sources.source_hashes()) == sorted(_sources.COMPILABLE)
@@ -21,13 +23,15 @@ import hashlib
 from pathlib import Path
 from typing import Final
 
-# The modules ``make compile`` turns into extension modules. ``_engine/__init__``,
+# The modules ``make compile`` turns into extension modules: the engine, and
+# the store's write path built on it (``_store_hot``). ``_engine/__init__``,
 # ``_hooks``, ``_local``, ``_mode`` and this one stay Python on purpose (see
 # their docstrings).
 COMPILABLE: Final = (
     "statekit._engine._nodes",
     "statekit._engine._graph",
     "statekit._engine._core",
+    "statekit._store_hot",
 )
 
 # mypyc puts the runtime shared by the modules of one group into one more
