@@ -120,15 +120,6 @@ def _cycle_names(read: Any) -> list[str]:
     return info.value.nodes
 
 
-def test_cycle_names_follow_the_chain_of_runs() -> None:
-    holder: dict[str, Any] = {}
-    n1 = sk.computed(lambda: holder["n3"].value, name="n1")
-    n2 = sk.computed(lambda: n1.value, name="n2")
-    n3 = sk.computed(lambda: n2.value, name="n3")
-    holder["n3"] = n3
-    assert _cycle_names(lambda: n2.value) == ["n2", "n1", "n3", "n2"]
-
-
 def test_cycle_names_go_through_untracked_reads() -> None:
     holder: dict[str, Any] = {}
     a = sk.computed(lambda: sk.untracked(lambda: holder["b"].value), name="a")
