@@ -8,10 +8,11 @@ files, and Python imports those instead (an extension module wins over a
 ``.py`` of the same name). mypyc comes with mypy (the ``dev`` extra); a C
 compiler and the Python headers are needed. ``make pure`` (``--clean``) removes what this builds.
 
-Why an explicit step and not a build hook: installing statekit must never
-need a compiler or mypy, and which mode a checkout runs in should be a
-visible choice (``statekit._engine.COMPILED``, printed by the benchmark).
-See docs/engine.md, "Compiled mode".
+Why an explicit step and not an always-on build hook: installing statekit
+must never need a compiler or mypy, and which mode a checkout runs in should
+be a visible choice (``statekit._engine.COMPILED``, printed by the
+benchmark). A wheel built with the opt-in hook (``hatch_build.py``) calls
+``compile_engine`` here too. See docs/engine.md, "Compiled mode".
 
 Options:
     --clean        remove the compiled modules (back to pure Python)
