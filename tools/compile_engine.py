@@ -88,11 +88,7 @@ def is_stale() -> bool:
     """Whether compiled modules exist and were built from other sources."""
     if not built_files():
         return False
-    try:
-        built = json.loads(sources.MANIFEST.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True
-    return bool(built != sources.source_hashes())
+    return bool(sources.built_hashes() != sources.source_hashes())
 
 
 def compile_engine() -> None:

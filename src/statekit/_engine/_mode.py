@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import json
 
 from . import _sources
 
@@ -45,11 +44,6 @@ def stale_modules() -> list[str]:
     compiled = [name for name, is_compiled in COMPILED_MODULES.items() if is_compiled]
     if not compiled:
         return []
-    try:
-        built = json.loads(_sources.MANIFEST.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        built = {}
-    if not isinstance(built, dict):
-        built = {}
+    built = _sources.built_hashes()
     now = _sources.source_hashes()
     return [name for name in compiled if built.get(name) != now[name]]

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Final
 
@@ -57,3 +58,16 @@ def source_hashes() -> dict[str, str]:
         module: hashlib.sha256(source_path(module).read_bytes()).hexdigest()
         for module in COMPILABLE
     }
+
+
+def built_hashes() -> dict[str, str]:
+    """What the manifest says the compiled modules were built from; empty if unreadable.
+
+    A missing or damaged manifest reads as empty, so that every compiled module
+    counts as stale: nobody can tell what it was built from.
+    """
+    try:
+        built = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return built if isinstance(built, dict) else {}
