@@ -378,15 +378,13 @@ class StatekitLib(Lib):
 
 
 def engine_mode() -> str:
-    """Which statekit engine runs: figures differ by 2-3x between the modes."""
+    """Which statekit engine runs: figures differ by 2-4x between the modes."""
     try:
         from statekit import _engine
     except ImportError:
         return ""
-    if not getattr(_engine, "COMPILED", False):
-        return "engine: pure Python"
-    stale = _engine.stale_modules()
-    return "engine: compiled" + (f", STALE: {', '.join(stale)}" if stale else "")
+    describe = getattr(_engine, "describe", None)
+    return describe() if describe is not None else "engine: pure Python"
 
 
 # ---- reaktiv

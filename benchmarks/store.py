@@ -488,7 +488,10 @@ def main() -> None:
     args = parser.parse_args()
     target, repeat, count = (0.03, 2, 10_000) if args.quick else (0.2, 5, 100_000)
 
-    notes: list[str] = []
+    from statekit import _engine
+
+    # Compiled and pure figures differ by about 2x: say which one ran.
+    notes: list[str] = [f"statekit: {_engine.describe()}"]
     results: dict[str, Result] = {}
     results["statekit"] = statekit_cases(target, repeat, count)
     results["provide-foundation"] = foundation_cases(target, repeat, count)

@@ -30,7 +30,7 @@ from ._core import (
     write_signal,
 )
 from ._hooks import report, set_error_hook
-from ._mode import COMPILED, COMPILED_MODULES, stale_modules
+from ._mode import COMPILED, COMPILED_MODULES, describe, stale_modules
 from ._nodes import DISPOSED as DISPOSED_FLAG
 from ._nodes import (
     NEW_COMPUTED_FLAGS,
@@ -57,6 +57,7 @@ __all__ = [
     "WatcherNode",
     "active_node",
     "definition_getters",
+    "describe",
     "dispose_node",
     "dispose_watcher",
     "flush",

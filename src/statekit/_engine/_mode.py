@@ -47,3 +47,17 @@ def stale_modules() -> list[str]:
     built = _sources.built_hashes()
     now = _sources.source_hashes()
     return [name for name in compiled if built.get(name) != now[name]]
+
+
+def describe() -> str:
+    """The mode in a few words, for benchmark headers and bug reports.
+
+    Example:
+        >>> from statekit import _engine
+        >>> _engine.describe() in ("engine: pure Python", "engine: compiled")
+        True
+    """
+    if not COMPILED:
+        return "engine: pure Python"
+    stale = stale_modules()
+    return "engine: compiled" + (f", STALE: {', '.join(stale)}" if stale else "")
