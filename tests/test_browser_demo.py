@@ -145,22 +145,20 @@ def test_the_counter_clicked_by_one_user_shows_for_the_other_within_a_second(
 ) -> None:
     alice, bob = users
     delays = []
+    shown = "n => document.querySelector('#counter output').textContent === String(n)"
+    expected = counter(alice.page)
     for clicker, watcher in [(alice, bob), (bob, alice), (alice, bob), (bob, alice)]:
-        clicker.page.wait_for_function(
-            "n => document.querySelector('#counter output').textContent === String(n)",
-            arg=counter(watcher.page),
-            timeout=WAIT,
-        )
-        want = counter(watcher.page) + 1
+        # Both pages show the last click before the next one. The clicker's own
+        # page may see its click after the other user's page does: waiting on
+        # the value read from one page alone could wait for one that has passed.
+        for page in (clicker.page, watcher.page):
+            page.wait_for_function(shown, arg=expected, timeout=WAIT)
+        want = expected + 1
         start = time.monotonic()
         clicker.page.click("[aria-label=increment]")
-        watcher.page.wait_for_function(
-            "n => document.querySelector('#counter output').textContent === String(n)",
-            arg=want,
-            timeout=1000,
-            polling="raf",
-        )
+        watcher.page.wait_for_function(shown, arg=want, timeout=1000, polling="raf")
         delays.append(time.monotonic() - start)
+        expected = want
     print("counter delays between contexts (s):", [round(d, 3) for d in delays])
     assert max(delays) < 1.0, f"delays {delays}"
     shot(alice.page, "counter-alice")
