@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -555,7 +556,16 @@ async def load(spec: dict[str, Any]) -> dict[str, Any]:
             for name in order if round_ % 2 == 0 else order[::-1]:
                 port, pid = spec["servers"][name]
                 variant = "statekit" if name.startswith("statekit") else "htealeaf"
-                got = await run_round(variant, scenario, port, pid, spec)
+                # The load process is the instrument: its own collector must not
+                # pause it mid-round (its receipt maps hold millions of entries by
+                # the end of a round, and a full collection of them takes 50-130 ms
+                # on this host, time a subscriber would count as the server's).
+                gc.collect()
+                gc.disable()
+                try:
+                    got = await run_round(variant, scenario, port, pid, spec)
+                finally:
+                    gc.enable()
                 results.setdefault(f"{scenario}:{name}", []).append(got)
                 await asyncio.sleep(0.2)
     return results

@@ -87,9 +87,58 @@ _MAX_RETRIES = 1000
 
 
 # One committed change in the undo history: the ops applied and the ops that
-# undo them, or (a 3-tuple, made on every ``set``) a replace_lazy record
-# ``(parts, value, old)`` whose ops are built only if it is undone.
+# undo them, packed (``_packed``), or (a 3-tuple, made on every ``set``) a
+# replace_lazy record ``(parts, value, old)`` whose ops are built only if it
+# is undone.
 _Commit = tuple[Any, ...]
+
+
+def _packed(ops: Sequence[Mapping[str, Any]], inverse: Sequence[Mapping[str, Any]]) -> _Commit:
+    """A history record of a commit: its ops and undo ops, flat (``_flat``).
+
+    Why not the op dicts themselves: a tuple of strings and numbers is no
+    work for Python's cycle collector (it stops tracking it), a dict always
+    is. Records live for ``history=`` commits, long enough to reach the oldest
+    generation; with a store copy per session they would add up to most of a
+    server's heap, and each full collection would scan them all. The
+    collector untracks one level of nested tuples per pass, and an object
+    goes through two passes (generations 0 and 1) before the oldest: two
+    levels are untracked by then, the record and its two flat tuples.
+    """
+    return _flat(ops), _flat(inverse)
+
+
+def _flat(ops: Sequence[Mapping[str, Any]]) -> tuple[Any, ...]:
+    """``(name, path, value or from or None, name, path, ...)``: three items per op."""
+    flat: list[Any] = []
+    for op in ops:
+        name = op["op"]
+        flat += (name, op["path"], op["from"] if name in _FROM_OPS else op.get("value"))
+    return tuple(flat)
+
+
+def _unflat(flat: tuple[Any, ...]) -> list[Any]:
+    """The ops of :func:`_flat`, as the frozen dicts :mod:`._patch` makes."""
+    ops: list[Any] = []
+    for i in range(0, len(flat), 3):
+        name, path, extra = flat[i : i + 3]
+        if name == "remove":
+            ops.append(FrozenDict(op=name, path=path))
+        elif name in _FROM_OPS:
+            ops.append(FrozenDict({"op": name, "from": extra, "path": path}))
+        else:
+            ops.append(FrozenDict(op=name, path=path, value=extra))
+    return ops
+
+
+_FROM_OPS = frozenset({"move", "copy"})
+
+
+def _unpacked(record: _Commit) -> tuple[list[Any], list[Any]]:
+    """The ops and undo ops of a history record (``_packed`` or replace_lazy)."""
+    if len(record) == 3:
+        return _patch.expand_replace(record)
+    return _unflat(record[0]), _unflat(record[1])
 
 
 class _StoreState(CopyState):
@@ -631,7 +680,7 @@ class Store(Definition):
     ) -> None:
         """Make ``doc`` current and record history (state.lock held)."""
         if record:
-            state.undo.append(inverse if ops is None else (ops, inverse))
+            state.undo.append(inverse if ops is None else _packed(ops, inverse))
             if state.redo:
                 state.redo.clear()
         state.version = state.version + 1 if version is None else version
@@ -676,10 +725,10 @@ class Store(Definition):
             source, target = (state.undo, state.redo) if back else (state.redo, state.undo)
             if not source:
                 return False
-            commit: Any = source.pop()
-            if len(commit) == 3:  # a replace_lazy record: build its ops now
-                commit = _patch.expand_replace(commit)
-            forward, backward = (commit[1], commit[0]) if back else commit
+            commit: _Commit = source.pop()
+            forward, backward = _unpacked(commit)
+            if back:
+                forward, backward = backward, forward
             doc, ops = _patch.apply(state.root.value, forward)
             version = self._pushed(state, ops)
             if version is None:

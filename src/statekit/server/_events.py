@@ -316,7 +316,7 @@ class EventStream(Response):
         if not entries:
             return None
         version = entries[-1][0]
-        data = copy.patch_data(base, version, _joined(entries))
+        data = copy.patch_data(base, version, entries)
         self.sent[copy] = version
         return f"event: patch\nid: {self._event_id()}\ndata: {data}\n\n"
 
@@ -356,7 +356,7 @@ class EventStream(Response):
             else:
                 version = entries[-1][0]
                 self.sent[copy] = version
-                return copy.patch_event(base, version, _joined(entries), chunked=chunked)
+                return copy.patch_event(base, version, entries, chunked=chunked)
         else:
             events = [e for copy in self.copies if (e := self._catch_up(copy)) is not None]
             data = "".join(events).encode()
@@ -535,7 +535,7 @@ class _Group:
                     if not entries  # None (a snapshot) or [] (not logged yet): its own path
                     else (
                         version := entries[-1][0],
-                        copy.patch_event(base, version, _joined(entries), chunked=True),
+                        copy.patch_event(base, version, entries, chunked=True),
                     )
                 )
             if found is None:
@@ -588,11 +588,6 @@ class _Booked:
     def poll(self) -> None:
         if self.stream is not None:
             self.stream._on_poll()
-
-
-def _joined(entries: Sequence[tuple[int, Any]]) -> Any:
-    """The ops of consecutive commits as one list (applied in order: the same document)."""
-    return entries[0][1] if len(entries) == 1 else [op for _, ops in entries for op in ops]
 
 
 async def _body(send: Send, text: str) -> None:

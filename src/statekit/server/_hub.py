@@ -16,8 +16,9 @@ stand behind later, is narrow:
   refusing when the version moved; ``await acommit(...)`` is the same for
   event-loop code (a copy bound to a backend awaits the round trip).
 - ``read(copy) -> (version, value)``: a consistent snapshot.
-- ``replay(copy, after) -> [(version, ops), ...] | None``: the commits after
-  ``after``, or ``None`` when the log no longer reaches back.
+- ``replay(copy, after) -> [(version, ops_json), ...] | None``: the commits
+  after ``after``, each as the JSON text of its ops, or ``None`` when the log
+  no longer reaches back.
 - ``subscribe(copy, wake) -> off``: ``wake()`` after each commit (from the
   committing thread; the subscriber marshals it to its own loop).
 - ``wait_for(copy, key, after, wake) -> bool``: ``True`` if the copy is
@@ -39,8 +40,15 @@ Example:
     >>> counter.set("n", 3)
     woken
     >>> hub.replay(copy, 1), hub.replay(copy, 0)  # the log keeps 2 commits
-    ([(2, [{'op': 'replace', 'path': '/n', 'value': 2}]), (3, [{'op': 'replace', 'path': '/n', \
-'value': 3}])], None)
+    ([(2, '[{"op":"replace","path":"/n","value":2}]'), (3, '[{"op":"replace","path":"/n",\
+"value":3}]')], None)
+
+The log keeps each commit's ops as JSON text, not as the op objects: every
+event sends that text anyway, and a ``(version, text)`` pair is no work for
+Python's cycle collector. Op objects kept for ``log_size`` commits by every
+session's copy would pile up in the oldest generation, whose collections
+then stop the server for a tenth of a second at a time (benchmarks/RESULTS.md,
+session 12).
 """
 
 from __future__ import annotations
@@ -58,9 +66,11 @@ from .._store import Store, _StoreState
 from ..backends import apatch
 from ..exceptions import VersionConflict
 
-__all__ = ["Copy", "Hub", "VersionMismatch", "chunk", "encode"]
+__all__ = ["Copy", "Entry", "Hub", "VersionMismatch", "chunk", "encode", "joined"]
 
 Ops = Sequence[Any]
+# One logged commit: its version and the JSON text of its ops (a JSON array).
+Entry = tuple[int, str]
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _CACHE = 8  # encoded events kept per copy (subscribers usually share one base)
 
@@ -102,6 +112,18 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
+def joined(entries: Sequence[Entry]) -> str:
+    """The ops of consecutive logged commits as one JSON array (applied in order).
+
+    Example:
+        >>> joined([(1, '[{"op":"remove","path":"/a"}]'), (2, "[]"), (3, '[1,2]')])
+        '[{"op":"remove","path":"/a"},1,2]'
+    """
+    if len(entries) == 1:
+        return entries[0][1]
+    return "[" + ",".join(body for _, text in entries if (body := text[1:-1])) + "]"
+
+
 class VersionMismatch(Exception):
     """``commit`` saw another version than expected; ``current`` is the one it saw."""
 
@@ -131,7 +153,7 @@ class Copy:
         self.name_json = encode(store.name)  # in every event: encoded once
         # Weak: the hub must not keep a session's copy (and its scope) alive.
         self._state: weakref.ref[_StoreState] = weakref.ref(state)
-        self.log: deque[tuple[int, Ops]] = deque(maxlen=log_size)
+        self.log: deque[Entry] = deque(maxlen=log_size)
         self.floor = state.version  # the log reaches back to here
         self.lock = threading.Lock()
         self.subscribers: dict[int, Callable[[], None]] = {}
@@ -157,7 +179,7 @@ class Copy:
         with self.lock:
             if self.log and version <= self.log[-1][0]:
                 return  # pragma: no cover - on_patch delivers each version once, in order
-            self.log.append((version, ops))
+            self.log.append((version, encode(ops)))
             wakers = list(self.subscribers.values())
             if self.armed:
                 wakers.extend(self.armed.values())
@@ -170,13 +192,13 @@ class Copy:
         with self.lock:
             return self.log[-1][0] if self.log else self.floor
 
-    def _cached(self, base: int, version: int, ops: Ops) -> list[Any]:
+    def _cached(self, base: int, version: int, entries: Sequence[Entry]) -> list[Any]:
         key = (base, version)
         entry = self.cache.get(key)
         if entry is None:
             data = (
                 f'{{"store":{self.name_json},"base":{base},'
-                f'"version":{version},"ops":{encode(ops)}}}'
+                f'"version":{version},"ops":{joined(entries)}}}'
             )
             entry = [data, None, None]
             if len(self.cache) >= _CACHE:
@@ -184,12 +206,17 @@ class Copy:
             self.cache[key] = entry
         return entry
 
-    def patch_data(self, base: int, version: int, ops: Ops) -> str:
-        """The JSON of a ``patch`` event, encoded once for every subscriber."""
-        data: str = self._cached(base, version, ops)[0]
+    def patch_data(self, base: int, version: int, entries: Sequence[Entry]) -> str:
+        """The JSON of the ``patch`` event of ``entries`` (from ``base`` to ``version``).
+
+        Encoded once for every subscriber.
+        """
+        data: str = self._cached(base, version, entries)[0]
         return data
 
-    def patch_event(self, base: int, version: int, ops: Ops, *, chunked: bool = False) -> bytes:
+    def patch_event(
+        self, base: int, version: int, entries: Sequence[Entry], *, chunked: bool = False
+    ) -> bytes:
         """The whole ``patch`` event of a stream of this store alone, encoded once.
 
         Its id is ``name=version``, the same for every such stream, so the
@@ -197,7 +224,7 @@ class Copy:
         ``chunked``: framed as one HTTP/1.1 chunk, as the streams that write
         to their transport themselves send it (framed once for all of them).
         """
-        entry = self._cached(base, version, ops)
+        entry = self._cached(base, version, entries)
         event: bytes | None = entry[1]
         if event is None:
             event = entry[1] = (
@@ -297,8 +324,10 @@ class Hub:
                     raise VersionMismatch(state.version) from None
                 raise
 
-    def replay(self, copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
+    def replay(self, copy: Copy, after: int) -> list[Entry] | None:
         """The commits after version ``after``, or ``None`` when the log cannot say.
+
+        Each commit is ``(version, ops_json)``: the JSON text of its ops.
 
         A copy bound to a backend (``statekit.backends``) falls back to the
         backend's log: a client that saw ``after`` in another server process
@@ -309,7 +338,7 @@ class Hub:
             found = _replay_backend(copy, after)
         return found
 
-    def _replay_local(self, copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
+    def _replay_local(self, copy: Copy, after: int) -> list[Entry] | None:
         with copy.lock:
             log = copy.log
             head = log[-1][0] if log else copy.floor
@@ -322,7 +351,7 @@ class Hub:
             oldest_base = log[0][0] - 1 if log else copy.floor
             if after < oldest_base:
                 return None
-            found: list[tuple[int, Ops]] = []
+            found: list[Entry] = []
             for entry in reversed(log):
                 if entry[0] <= after:
                     break
@@ -365,7 +394,7 @@ class Hub:
         return off
 
 
-def _replay_backend(copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
+def _replay_backend(copy: Copy, after: int) -> list[Entry] | None:
     """The backend's commits after ``after`` up to the copy's version (what it can send)."""
     state = copy.state()
     link = state.link
@@ -375,5 +404,5 @@ def _replay_backend(copy: Copy, after: int) -> list[tuple[int, Ops]] | None:
     log = link.backend.history(link.key, link.name, after)  # type: ignore[attr-defined]
     if log is None:
         return None
-    found = [entry for entry in log if entry[0] <= top]
+    found = [(version, encode(ops)) for version, ops in log if version <= top]
     return found if (found[-1][0] if found else after) == top else None
