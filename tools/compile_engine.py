@@ -1,8 +1,9 @@
 """Compile the reactive engine with mypyc, in place: ``make compile``.
 
 The engine (``statekit/_engine/_nodes.py``, ``_graph.py``, ``_core.py``) and
-the store's write path (``statekit/_store_hot.py``), listed in
-``_engine/_sources.py``, are ordinary Python and always work as such.
+the store's write path (``statekit/_store_hot.py``) and JSON Pointer and Patch
+(``statekit/_paths.py``, ``_patch.py``), listed in ``_engine/_sources.py``, are
+ordinary Python and always work as such.
 Compiled, the same sources become extension modules next to the ``.py``
 files, and Python imports those instead (an extension module wins over a
 ``.py`` of the same name). mypyc comes with mypy (the ``dev`` extra); a C

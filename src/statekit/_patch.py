@@ -22,6 +22,11 @@ Three things the store builds on:
   finite ``float``, ``str``, lists, dicts with string keys) and frozen, so a
   document always round-trips through ``json``.
 
+``make compile`` compiles this module with the engine (docs/engine.md,
+"Compiled mode"). Compiled, annotations are checked when values are assigned:
+a variable that may hold any JSON value (``null`` included) is ``Any``, even
+where its first assignment is a dict.
+
 Example:
     >>> from statekit import _patch
     >>> doc = _patch.freeze_json({"todo": []})
@@ -92,10 +97,11 @@ class _Frame:
         self.source = source
         self.key = key  # this container's key in its parent, for error paths
         if isinstance(source, dict):
-            self.keys: list[str] | None = list(source)
-            for k in self.keys:
+            keys: list[Any] = list(source)  # str once checked, just below
+            for k in keys:
                 if not isinstance(k, str):
                     raise _NotJson((), f"object key of type {type(k).__name__} is not a string")
+            self.keys: list[str] | None = keys
             self.values: list[Any] = list(source.values())
         else:
             self.keys = None
@@ -506,6 +512,7 @@ def replace_lazy(doc: Any, parts: tuple[str, ...], value: Any) -> tuple[Any, Non
         >>> new, record, expand_replace(record)[1]
         ({'a': 2}, (('a',), 2, 1), [{'op': 'replace', 'path': '/a', 'value': 1}])
     """
+    new: Any  # a document: the whole-document replace (parts ()) may make it null
     if len(parts) == 1 and type(doc) is FrozenDict:
         # A top-level key, the common case, inlined: one lookup, one copy.
         key = parts[0]

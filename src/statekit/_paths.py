@@ -18,6 +18,9 @@ indexes work (``"0"``, ``"12"``; not ``"-1"``, ``"01"``, ``"+1"``), and ``-``
 :class:`~statekit.PathError` naming the whole path, the part that failed and
 why — never the contents of the document, which may be private.
 
+``make compile`` compiles this module with the engine (docs/engine.md,
+"Compiled mode"), as it does :mod:`._patch`.
+
 Example:
     >>> from statekit import _paths
     >>> parts = _paths.parse("todo/0/done")

@@ -10,7 +10,7 @@ Example:
     >>> _sources.COMPILABLE[:3]
     ('statekit._engine._nodes', 'statekit._engine._graph', 'statekit._engine._core')
     >>> _sources.COMPILABLE[3:]
-    ('statekit._store_hot',)
+    ('statekit._store_hot', 'statekit._paths', 'statekit._patch')
     >>> _sources.source_path("statekit._engine._core").name
     '_core.py'
     >>> sorted(_sources.source_hashes()) == sorted(_sources.COMPILABLE)
@@ -24,8 +24,9 @@ import json
 from pathlib import Path
 from typing import Final
 
-# The modules ``make compile`` turns into extension modules: the engine, and
-# the store's write path built on it (``_store_hot``). ``_engine/__init__``,
+# The modules ``make compile`` turns into extension modules: the engine, the
+# store's write path built on it (``_store_hot``), and JSON Pointer and JSON
+# Patch (``_paths``, ``_patch``: every patch, undo and server PATCH). ``_engine/__init__``,
 # ``_hooks``, ``_local``, ``_mode`` and this one stay Python on purpose (see
 # their docstrings).
 COMPILABLE: Final = (
@@ -33,6 +34,8 @@ COMPILABLE: Final = (
     "statekit._engine._graph",
     "statekit._engine._core",
     "statekit._store_hot",
+    "statekit._paths",
+    "statekit._patch",
 )
 
 # mypyc puts the runtime shared by the modules of one group into one more

@@ -54,6 +54,7 @@ from ._identity import (
 from ._limits import Limits, RateLimiter, check_depth, depth_of
 from ._openapi import build as build_openapi
 from ._openapi import document as openapi_document
+from ._uvicorn import respond
 
 __all__ = ["SyncServer"]
 
@@ -509,19 +510,17 @@ class SyncServer:
         expected = _if_match(headers.get(b"if-match"))
         version = await self._commit(store, Identity(sid, user, tab), ops, expected)
         body = b'{"version":%d}' % version
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"cache-control", b"no-store"),
-                    (b"etag", b'"%d"' % version),
-                    (b"content-length", b"%d" % len(body)),
-                    (b"content-type", b"application/json"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"cache-control", b"no-store"),
+                (b"etag", b'"%d"' % version),
+                (b"content-length", b"%d" % len(body)),
+                (b"content-type", b"application/json"),
+            ],
+        }
+        await respond(send, start, body)  # one write under uvicorn, not two
 
     def _fast_sid(self, cookies: list[bytes]) -> str | None:
         """The verified session id of the ``sk_session`` cookie (as :func:`session_of`)."""

@@ -72,6 +72,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._clock import Clock, clock_of
 from ._hub import Copy, Hub, chunk, encode
+from ._uvicorn import chunked_cycle
 
 __all__ = ["EventStream", "parse_last_event_id"]
 
@@ -98,23 +99,6 @@ def parse_last_event_id(text: str | None) -> dict[str, int]:
 
 def _never() -> bool:
     return False
-
-
-def _direct_cycle(send: Send) -> Any:
-    """uvicorn's httptools request cycle behind ``send`` if it frames this body as chunks.
-
-    Only that protocol, whose ``send`` writes a body part as
-    ``b"%x\\r\\n" % len(body), body, b"\\r\\n"`` to its transport and nothing
-    else (no state to keep in step, unlike h11's), and only its own bound
-    ``send``: a middleware wrapping it may change the body, so it gets every
-    event through ``send``.
-    """
-    cycle = getattr(send, "__self__", None)
-    if cycle is None or type(cycle).__module__ != "uvicorn.protocols.http.httptools_impl":
-        return None
-    if getattr(cycle, "chunked_encoding", None) is not True or cycle.response_complete:
-        return None
-    return cycle
 
 
 def _closing_probe(receive: Receive) -> Callable[[], bool]:
@@ -383,7 +367,7 @@ class EventStream(Response):
             await _body(send, opening)
             # Only now: whether uvicorn frames this response as chunks is
             # settled by its start.
-            self._cycle = _direct_cycle(send)
+            self._cycle = chunked_cycle(send)
             if self._cycle is not None and len(self.copies) == 1:
                 self._group = _Group.of(self.hub, self.copies[0], loop)
             self._ping_at = loop.time() + self.heartbeat
