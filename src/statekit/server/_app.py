@@ -82,6 +82,7 @@ _PATCH_HEADERS = frozenset(
     }
 )
 _COOKIE_CACHE = 10_000  # Cookie headers whose parse is remembered
+_SESSION_COPIES = 10_000  # session copies remembered by identity (see _session_copy)
 _NO_COOKIE: Any = object()
 
 
@@ -204,6 +205,9 @@ class SyncServer:
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         # Cookie header -> its sk_session value (bounded; see _fast_sid).
         self._cookie_values: dict[bytes, str | None] = {}
+        # (store, user, session key) -> that session's copy of a session-scoped
+        # store (bounded; see _session_copy).
+        self._session_copies: dict[tuple[Store, str | None, str], weakref.ref[Copy]] = {}
 
     def add(self, store: Store, *, replace: bool = False) -> None:
         """Serve one more store (with no actions), as if it had been in ``stores``.
@@ -579,27 +583,58 @@ class SyncServer:
         self, store: Store, identity: Identity, ops: Any, expected: int | None
     ) -> int:
         """Commit a client's checked patch in its scopes; the store's refusals as 4xx."""
+        copy = self._session_copy(store, identity)
+        if copy is not None:
+            return await self._acommit(store, copy, ops, expected)
         with self._scopes(identity, request=False):
             copy = self._copy(store)
-            try:
-                # Awaited: with a backend, the round trip does not block the loop.
-                return await self.hub.acommit(copy, ops, expected)
-            except VersionMismatch as exc:
-                raise ApiError(
-                    412,
-                    "version_mismatch",
-                    f"store {store.name!r} is at version {exc.current}, not {expected}",
-                    {"ETag": f'"{exc.current}"'},
-                ) from None
-            # The store's errors already name the store, the op and the path.
-            except PatchTestFailed as exc:
-                raise ApiError(409, "test_failed", str(exc)) from None
-            except PathError as exc:
-                raise ApiError(422, "path_not_found", str(exc)) from None
-            except ValidationError as exc:
-                raise ApiError(422, "validation_failed", _schema_detail(store, exc)) from None
-            except PatchError as exc:
-                raise ApiError(422, "invalid_patch", str(exc)) from None
+            if store.scope == "session":
+                if len(self._session_copies) >= _SESSION_COPIES:
+                    self._session_copies.clear()  # bounded: ended sessions go too
+                key = (store, identity.user, identity.scope_key())
+                self._session_copies[key] = weakref.ref(copy)
+            return await self._acommit(store, copy, ops, expected)
+
+    def _session_copy(self, store: Store, identity: Identity) -> Copy | None:
+        """The copy of a session-scoped store that ``identity`` committed to before, if live.
+
+        What entering ``app → user → session`` and looking the copy up would
+        find, without doing it: the key is all that picks the copy (the
+        store, the user, the session and tab), and a copy whose session
+        scope ended is not used (the full path then makes a new one). The
+        commit still enters the copy's own scope, the session, and so
+        touches it and its parents as entering the chain does.
+        """
+        ref = self._session_copies.get((store, identity.user, identity.scope_key()))
+        copy = None if ref is None else ref()
+        if copy is None:
+            return None
+        state = copy._state()
+        if state is None or state.owner.disposed:
+            return None
+        return copy
+
+    async def _acommit(self, store: Store, copy: Copy, ops: Any, expected: int | None) -> int:
+        """``hub.acommit`` with the store's refusals as 4xx."""
+        try:
+            # Awaited: with a backend, the round trip does not block the loop.
+            return await self.hub.acommit(copy, ops, expected)
+        except VersionMismatch as exc:
+            raise ApiError(
+                412,
+                "version_mismatch",
+                f"store {store.name!r} is at version {exc.current}, not {expected}",
+                {"ETag": f'"{exc.current}"'},
+            ) from None
+        # The store's errors already name the store, the op and the path.
+        except PatchTestFailed as exc:
+            raise ApiError(409, "test_failed", str(exc)) from None
+        except PathError as exc:
+            raise ApiError(422, "path_not_found", str(exc)) from None
+        except ValidationError as exc:
+            raise ApiError(422, "validation_failed", _schema_detail(store, exc)) from None
+        except PatchError as exc:
+            raise ApiError(422, "invalid_patch", str(exc)) from None
 
     async def _action(self, call: _Call) -> Response:
         store = self._store(call)
