@@ -126,3 +126,16 @@ def test_an_error_in_send_puts_the_transport_back() -> None:
         assert made.transport is transport and transport.calls == []
 
     asyncio.run(run())
+
+
+def test_a_cycle_without_the_fields_read_gets_the_plain_sends() -> None:
+    # Another uvicorn version's cycle: same module, fewer fields.
+    got: list[Any] = []
+
+    class Cycle:
+        async def send(self, message: Any) -> None:
+            got.append(message["type"])
+
+    Cycle.__module__ = "uvicorn.protocols.http.httptools_impl"
+    asyncio.run(respond(Cycle().send, START, BODY))
+    assert got == ["http.response.start", "http.response.body"]

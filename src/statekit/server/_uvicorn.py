@@ -92,12 +92,15 @@ async def respond(send: Send, start: Message, body: bytes) -> None:
     """
     message = {"type": "http.response.body", "body": body}
     cycle = _cycle(send)
+    flow = getattr(cycle, "flow", None)
+    # getattr throughout: a uvicorn whose cycle lacks one of these gets plain sends.
     if (
         cycle is None
-        or cycle.response_started
-        or cycle.keep_alive is not True  # its send would close the transport
-        or cycle.disconnected
-        or cycle.flow.write_paused  # its send would wait for the drain
+        or getattr(cycle, "response_started", True) is not False
+        or getattr(cycle, "keep_alive", None) is not True  # its send would close the transport
+        or getattr(cycle, "disconnected", True) is not False
+        or getattr(flow, "write_paused", True) is not False  # its send would wait for the drain
+        or not hasattr(cycle, "transport")
     ):
         await send(start)
         await send(message)
