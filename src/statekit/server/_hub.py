@@ -176,10 +176,11 @@ class Copy:
         return state
 
     def _on_patch(self, ops: Ops, version: int) -> None:
+        text = encode(ops)  # before the lock: streams take it to replay
         with self.lock:
             if self.log and version <= self.log[-1][0]:
                 return  # pragma: no cover - on_patch delivers each version once, in order
-            self.log.append((version, encode(ops)))
+            self.log.append((version, text))
             wakers = list(self.subscribers.values())
             if self.armed:
                 wakers.extend(self.armed.values())
